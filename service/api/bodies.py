@@ -1,0 +1,77 @@
+"""Reading request bodies and query strings strictly: wrong types and unknown fields are 400s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from multidict import MultiMapping
+
+from service.errors import BadRequest, PayloadTooLarge
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body must be at most {request.client_max_size} bytes") from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    return body
+
+
+class Fields:
+    """Typed access to a JSON object's fields; refuses fields it was not told about."""
+
+    def __init__(self, body: dict[str, Any], allowed: set[str]) -> None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise BadRequest(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
+        self.body = body
+
+    def _get(self, name: str, kind: type | tuple[type, ...], label: str, required: bool) -> Any:
+        value = self.body.get(name)
+        if value is None:
+            if required:
+                raise BadRequest(f"{name} is required", code="missing_field")
+            return None
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise BadRequest(f"{name} must be {label}", code="invalid_field")
+        return value
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        value: str | None = self._get(name, str, "a string", required)
+        return value
+
+    def required_text(self, name: str) -> str:
+        value = self.text(name, required=True)
+        assert value is not None
+        return value
+
+    def integer(self, name: str) -> int | None:
+        value: int | None = self._get(name, int, "an integer", False)
+        return value
+
+    def text_list(self, name: str) -> list[str] | None:
+        value: list[Any] | None = self._get(name, list, "an array of strings", False)
+        if value is not None and not all(isinstance(item, str) for item in value):
+            raise BadRequest(f"{name} must be an array of strings", code="invalid_field")
+        return value
+
+    def mapping(self, name: str) -> dict[str, Any] | None:
+        value: dict[str, Any] | None = self._get(name, dict, "a JSON object", False)
+        return value
+
+
+def query_int(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}", code="invalid_query")
+    return int(raw)

@@ -1,0 +1,73 @@
+"""The one place errors become HTTP responses.
+
+Domain errors (service.errors), aiohttp's own HTTP errors (unknown route, wrong method, body
+too large) and anything unexpected all end here as a JSON body. Each API dialect may register
+its own body shape, chosen by the first part of the matched route's name (``"oauth.revoke"``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from aiohttp import web
+
+from service.api.responses import json_response
+from service.errors import TokenStoreError, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpError:
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Renderer = Callable[[web.Request, HttpError], web.StreamResponse]
+ERROR_RENDERERS = web.AppKey("error_renderers", dict[str, Renderer])
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def render_default(request: web.Request, error: HttpError) -> web.StreamResponse:
+    return json_response(
+        {"error": error.code, "message": error.message}, error.status, error.headers
+    )
+
+
+def _from_exception(request: web.Request, exc: BaseException) -> HttpError:
+    if isinstance(exc, TokenStoreError):
+        headers = {}
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.retry_after_seconds)
+        return HttpError(exc.status, exc.code, exc.message, headers)
+    if isinstance(exc, web.HTTPException):
+        phrase = HTTPStatus(exc.status).phrase
+        code = phrase.lower().replace(" ", "_")
+        headers = {k: v for k, v in exc.headers.items() if k in {"Allow", "WWW-Authenticate"}}
+        messages = {
+            404: f"no such route: {request.method} {request.path}",
+            405: f"method {request.method} is not allowed on {request.path}",
+        }
+        return HttpError(exc.status, code, messages.get(exc.status, phrase), headers)
+    log.exception("unexpected error", exc_info=exc)
+    return HttpError(500, "internal_error", "unexpected error; it has been logged")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = _from_exception(request, exc)
+    except Exception as exc:
+        error = _from_exception(request, exc)
+    route_name = request.match_info.route.name or ""
+    renderer = request.app[ERROR_RENDERERS].get(route_name.split(".")[0], render_default)
+    return renderer(request, error)

@@ -1,0 +1,30 @@
+"""Probes: ``/healthz`` says the process is alive (never asks Redis), ``/readyz`` that it can
+serve (Redis answers)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.api.responses import STORE, json_response
+from service.errors import Unavailable
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    try:
+        await store.ping()
+    except Unavailable:
+        return json_response({"status": "unavailable", "redis": "down"}, status=503)
+    backend = "embedded" if store.connector.embedded else "redis"
+    if store.connector.cluster:
+        backend = "redis-cluster"
+    return json_response({"status": "ready", "redis": backend})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz, name="health.healthz", allow_head=False)
+    app.router.add_get("/readyz", readyz, name="health.readyz", allow_head=False)

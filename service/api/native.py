@@ -1,0 +1,117 @@
+"""The native JSON API under ``/v1``: snake_case, times in epoch milliseconds."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.api.bodies import Fields, json_object, query_int
+from service.api.responses import SWEEPER, json_response, service
+
+ISSUE_FIELDS = {
+    "user_id", "app_id", "ttl", "type", "scopes", "client_name", "device_name", "metadata",
+    "token",
+}  # fmt: skip
+INACTIVE = {"active": False}
+
+
+async def issue(request: web.Request) -> web.Response:
+    fields = Fields(await json_object(request), ISSUE_FIELDS)
+    svc = service(request)
+    draft = svc.draft(
+        user_id=fields.required_text("user_id"),
+        app_id=fields.required_text("app_id"),
+        type=fields.text("type") or "DEFAULT",
+        scopes=fields.text_list("scopes"),
+        client_name=fields.text("client_name"),
+        device_name=fields.text("device_name"),
+        metadata=fields.mapping("metadata"),
+    )
+    issued = await svc.issue(draft, ttl=fields.integer("ttl"), token=fields.text("token"))
+    body = issued.record.to_json()
+    if issued.token is not None:
+        body["token"] = issued.token
+    return json_response(body, status=201, headers={"Cache-Control": "no-store"})
+
+
+async def introspect(request: web.Request) -> web.Response:
+    token = Fields(await json_object(request), {"token"}).required_text("token")
+    record = await service(request).introspect(token)
+    body = INACTIVE if record is None else {"active": True, **record.to_json()}
+    return json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def get_token(request: web.Request) -> web.Response:
+    record = await service(request).get(request.match_info["token_id"])
+    return json_response(record.to_json())
+
+
+async def revoke_by_id(request: web.Request) -> web.Response:
+    revoked = await service(request).revoke_id(request.match_info["token_id"])
+    return json_response({"revoked": revoked})
+
+
+async def revoke_by_value(request: web.Request) -> web.Response:
+    token = Fields(await json_object(request), {"token"}).required_text("token")
+    return json_response({"revoked": await service(request).revoke_token(token)})
+
+
+async def list_user_tokens(request: web.Request) -> web.Response:
+    app_id = request.query.get("app_id") or None
+    records = await service(request).list_user(request.match_info["user_id"], app_id)
+    return json_response({"tokens": [r.to_json() for r in records]})
+
+
+async def revoke_user_tokens(request: web.Request) -> web.Response:
+    revoked = await service(request).revoke_user(
+        request.match_info["user_id"],
+        app_id=request.query.get("app_id") or None,
+        keep_id=request.query.get("except") or None,
+    )
+    return json_response({"revoked": revoked})
+
+
+async def list_app_tokens(request: web.Request) -> web.Response:
+    limit = query_int(request.query, "limit", default=100, low=1, high=1000)
+    page = await service(request).list_app(
+        request.match_info["app_id"], limit, request.query.get("cursor")
+    )
+    tokens = [r.to_json() for r in page.tokens]
+    return json_response({"tokens": tokens, "next_cursor": page.next_cursor})
+
+
+async def revoke_app_tokens(request: web.Request) -> web.Response:
+    watermark = await service(request).revoke_app(request.match_info["app_id"])
+    request.app[SWEEPER].kick()
+    return json_response({"revoked_before": watermark})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_routes(
+        [
+            web.post("/v1/tokens", issue, name="v1.issue"),
+            web.post("/v1/introspect", introspect, name="v1.introspect"),
+            web.get(
+                "/v1/tokens/{token_id:[^/]+}", get_token, name="v1.get_token", allow_head=False
+            ),
+            web.delete("/v1/tokens/{token_id:[^/]+}", revoke_by_id, name="v1.revoke_by_id"),
+            web.post("/v1/revoke", revoke_by_value, name="v1.revoke_by_value"),
+            web.get(
+                "/v1/users/{user_id:[^/]+}/tokens",
+                list_user_tokens,
+                name="v1.list_user_tokens",
+                allow_head=False,
+            ),
+            web.delete(
+                "/v1/users/{user_id:[^/]+}/tokens", revoke_user_tokens, name="v1.revoke_user_tokens"
+            ),
+            web.get(
+                "/v1/apps/{app_id:[^/]+}/tokens",
+                list_app_tokens,
+                name="v1.list_app_tokens",
+                allow_head=False,
+            ),
+            web.delete(
+                "/v1/apps/{app_id:[^/]+}/tokens", revoke_app_tokens, name="v1.revoke_app_tokens"
+            ),
+        ]
+    )

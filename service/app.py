@@ -1,0 +1,59 @@
+"""The application factory: ``create_app(settings)`` builds one self-contained service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.api import health, native, openapi
+from service.api.errors import ERROR_RENDERERS, error_middleware
+from service.api.responses import SERVICE, SETTINGS, STORE, SWEEPER
+from service.errors import Unavailable
+from service.service import TokenService
+from service.settings import Settings
+from service.store import TokenStore
+from service.sweeper import AppSweeper
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_WARNING = (
+    "TOKENSTORE_REDIS_URL is not set: running on the EMBEDDED IN-MEMORY store. Nothing is "
+    "persisted, nothing is shared between processes, and every token is lost on exit. "
+    "Set TOKENSTORE_REDIS_URL for anything but a trial."
+)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[ERROR_RENDERERS] = {}
+    store = TokenStore(settings)
+    app[STORE] = store
+    app[SERVICE] = TokenService(store, settings)
+    app[SWEEPER] = AppSweeper(store)
+    app.cleanup_ctx.append(_redis)
+    health.setup(app)
+    native.setup(app)
+    openapi.setup(app)
+    return app
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    if store.connector.embedded:
+        log.warning("=" * 20 + " " + EMBEDDED_WARNING + " " + "=" * 20)
+    try:
+        await store.client()
+    except Unavailable:
+        log.error("Redis is not reachable at start-up; serving 503 until it is")
+    sweeper = asyncio.create_task(app[SWEEPER].run())
+    yield
+    app[SWEEPER].stop()
+    try:
+        await asyncio.wait_for(sweeper, timeout=5)
+    except TimeoutError:
+        log.warning("app sweep did not stop in time; it resumes on the next start")
+    await store.close()

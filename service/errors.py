@@ -1,0 +1,61 @@
+"""The one error tree of the service; ``api/errors.py`` maps it to HTTP.
+
+TokenStoreError
+├── BadRequest          400  malformed or invalid input
+│   └── PayloadTooLarge 413
+├── Unauthorized        401  missing or wrong credentials
+├── Forbidden           403  valid credentials, not allowed
+├── NotFound            404  no such resource (or not visible to the caller)
+├── Conflict            409  the resource exists already
+└── Unavailable         503  Redis cannot be reached: fail closed
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TokenStoreError(Exception):
+    status: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+
+
+class BadRequest(TokenStoreError):
+    status = 400
+    default_code = "invalid_request"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    default_code = "payload_too_large"
+
+
+class Unauthorized(TokenStoreError):
+    status = 401
+    default_code = "unauthorized"
+
+
+class Forbidden(TokenStoreError):
+    status = 403
+    default_code = "forbidden"
+
+
+class NotFound(TokenStoreError):
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(TokenStoreError):
+    status = 409
+    default_code = "conflict"
+
+
+class Unavailable(TokenStoreError):
+    status = 503
+    default_code = "unavailable"
+    retry_after_seconds: ClassVar[int] = 1

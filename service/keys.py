@@ -1,0 +1,60 @@
+"""Every Redis key name of the service, built here and nowhere else.
+
+Cluster rule: the part of a key between the first ``{`` and ``}`` picks its slot. All keys of
+one user share ``{<tag>}`` (the keyed hash in the token), so each per-user change is one
+single-slot Lua script, atomic on standalone Redis and on Cluster alike. User and app ids
+never appear in key names (they may hold braces); only hashes of them do.
+
+- ``t:{tag}:rid`` hash: one token's record (fields in records.py); expires with the token.
+- ``u:{tag}`` zset rid -> expires ms: the user's tokens; expires with its newest member.
+- ``a:{apphash.bucket}`` zset user tag -> newest expiry: the users holding tokens of an app,
+  split in buckets so no key grows big; expires with its newest member.
+- ``p:<digest>`` string: id of a registered (externally minted) token; expires with it.
+- ``{w}aw`` hash app id -> revoked_before ms (app watermarks); ``{w}sweeps`` the same for
+  sweeps not finished. Both expire after the longest token lifetime.
+- ``events`` stream: revocation events, trimmed by MINID to the longest token lifetime.
+- ``meta`` hash: ``tag_key``, the secret behind user tags; the one key with no expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+from service.tokens import TokenId, b32
+
+# Users per app bucket stay few enough for Redis's compact encoding; changing this number
+# would orphan existing app index keys, so it is fixed rather than configurable.
+APP_BUCKETS = 1024
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.watermarks = f"{prefix}{{w}}aw"
+        self.sweeps = f"{prefix}{{w}}sweeps"
+        self.events = f"{prefix}events"
+        self.meta = f"{prefix}meta"
+
+    def token(self, tid: TokenId) -> str:
+        return f"{self.prefix}t:{{{tid.tag}}}:{tid.rid}"
+
+    def token_prefix(self, tag: str) -> str:
+        """What scripts prepend to a rid to name one of this user's tokens (same slot)."""
+        return f"{self.prefix}t:{{{tag}}}:"
+
+    def user_index(self, tag: str) -> str:
+        return f"{self.prefix}u:{{{tag}}}"
+
+    def app_bucket(self, app_id: str, bucket: int) -> str:
+        return f"{self.prefix}a:{{{app_hash(app_id)}.{bucket}}}"
+
+    def app_bucket_of(self, app_id: str, tag: str) -> str:
+        return self.app_bucket(app_id, zlib.crc32(tag.encode("ascii")) % APP_BUCKETS)
+
+    def pointer(self, token_digest: bytes) -> str:
+        return f"{self.prefix}p:{b32(token_digest)}"
+
+
+def app_hash(app_id: str) -> str:
+    return b32(hashlib.sha256(app_id.encode()).digest()[:10])

@@ -1,0 +1,116 @@
+"""Token records and their compact encoding as Redis hash fields.
+
+Field names are one or two letters and empty fields are left out: a token hash whose values
+stay under 64 bytes keeps Redis's compact listpack encoding (see README, memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from service.tokens import TokenId
+
+# ``ct`` (microseconds) and ``ex`` (ms) come from Redis's own clock.
+USER, APP, TYPE, SCOPES, CLIENT, DEVICE, META = "u", "a", "y", "s", "c", "d", "m"
+CREATED, EXPIRES, DIGEST = "ct", "ex", "h"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDraft:
+    """What a caller asks to store; validated by the service."""
+
+    user_id: str
+    app_id: str
+    type: str
+    scopes: tuple[str, ...]
+    client_name: str | None
+    device_name: str | None
+    metadata: dict[str, Any] | None
+
+    def fields(self, token_digest: bytes) -> list[str | bytes]:
+        pairs: list[str | bytes] = [USER, self.user_id, APP, self.app_id, TYPE, self.type]
+        pairs += [DIGEST, token_digest]
+        optional = {
+            SCOPES: " ".join(self.scopes),
+            CLIENT: self.client_name,
+            DEVICE: self.device_name,
+            META: orjson.dumps(self.metadata).decode() if self.metadata else None,
+        }
+        for name, value in optional.items():
+            if value:
+                pairs += [name, value]
+        return pairs
+
+    def record(self, token_id: str, digest: bytes, created_us: int, expires_at: int) -> TokenRecord:
+        return TokenRecord(
+            id=token_id,
+            user_id=self.user_id,
+            app_id=self.app_id,
+            type=self.type,
+            scopes=self.scopes,
+            client_name=self.client_name,
+            device_name=self.device_name,
+            metadata=self.metadata,
+            created_us=created_us,
+            expires_at=expires_at,
+            digest=digest,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id: str
+    user_id: str
+    app_id: str
+    type: str
+    scopes: tuple[str, ...]
+    client_name: str | None
+    device_name: str | None
+    metadata: dict[str, Any] | None
+    created_us: int
+    expires_at: int
+    digest: bytes
+
+    @property
+    def created_at(self) -> int:
+        return self.created_us // 1000
+
+    def to_json(self) -> dict[str, Any]:
+        """The public view: never the token value nor its digest."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "app_id": self.app_id,
+            "type": self.type,
+            "scopes": list(self.scopes),
+            "client_name": self.client_name,
+            "device_name": self.device_name,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
+
+
+def decode(tid: TokenId, raw: dict[bytes, bytes]) -> TokenRecord | None:
+    """The record in a token hash, or None if the hash is gone or incomplete."""
+    try:
+        text = {k.decode(): v for k, v in raw.items() if k != b"h"}
+        meta = text.get(META)
+        return TokenRecord(
+            id=str(tid),
+            user_id=text[USER].decode(),
+            app_id=text[APP].decode(),
+            type=text[TYPE].decode(),
+            scopes=tuple(text[SCOPES].decode().split()) if SCOPES in text else (),
+            client_name=text[CLIENT].decode() if CLIENT in text else None,
+            device_name=text[DEVICE].decode() if DEVICE in text else None,
+            metadata=orjson.loads(meta) if meta else None,
+            created_us=int(text[CREATED]),
+            expires_at=int(text[EXPIRES]),
+            digest=raw[b"h"],
+        )
+    except (KeyError, ValueError):
+        return None

@@ -1,0 +1,101 @@
+"""Opening the Redis client the settings ask for.
+
+- No URL: the embedded in-memory store (fakeredis with Lua), for trying the service out.
+- A URL: a standalone client, or a ``RedisCluster`` when the server says it is a Cluster node.
+  The connection is made lazily and retried on use, so the service starts (and reports
+  not-ready) while Redis is down; a configured Redis is never replaced by memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeAlias, cast
+
+import fakeredis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.exceptions import RedisError
+
+from service.errors import Unavailable
+from service.settings import Settings
+
+AnyRedis: TypeAlias = Redis | RedisCluster
+log = logging.getLogger(__name__)
+
+
+REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    """Every Redis failure is the client's 503: the service fails closed, never open."""
+    log.warning("redis unavailable: %s: %s", type(exc).__name__, exc)
+    error = Unavailable("the token store is unavailable; retry shortly")
+    error.__cause__ = exc
+    return error
+
+
+@contextmanager
+def redis_errors_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except REDIS_FAILURES as exc:
+        raise unavailable(exc) from exc
+
+
+class RedisConnector:
+    def __init__(self, settings: Settings, on_connect: Callable[[AnyRedis], Awaitable[None]]):
+        self._settings = settings
+        self._on_connect = on_connect
+        self._client: AnyRedis | None = None
+        self._lock = asyncio.Lock()
+        self.embedded = settings.redis_url is None
+        self.cluster = False
+
+    async def client(self) -> AnyRedis:
+        client = self._client
+        if client is not None:
+            return client
+        async with self._lock:
+            if self._client is None:
+                with redis_errors_as_unavailable():
+                    new = await self._open()
+                    await self._on_connect(new)
+                self._client = new
+            return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _open(self) -> AnyRedis:
+        s = self._settings
+        if s.redis_url is None:
+            return cast(Redis, fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()))
+        timeouts: dict[str, Any] = {
+            "socket_timeout": s.redis_timeout,
+            "socket_connect_timeout": s.redis_timeout,
+            "protocol": 2,
+        }
+        pool = BlockingConnectionPool.from_url(
+            s.redis_url, max_connections=s.redis_pool_size, timeout=s.redis_timeout, **timeouts
+        )
+        standalone = Redis.from_pool(pool)
+        try:
+            info = await standalone.info("cluster")
+        except BaseException:
+            await standalone.aclose()
+            raise
+        if not info.get("cluster_enabled"):
+            return standalone
+        await standalone.aclose()
+        cluster = RedisCluster.from_url(s.redis_url, max_connections=s.redis_pool_size, **timeouts)
+        try:
+            await cluster.initialize()
+        except BaseException:
+            await cluster.aclose()
+            raise
+        self.cluster = True
+        return cluster

@@ -1,0 +1,313 @@
+"""TokenService: the rules of issuing, checking, listing and revoking tokens.
+
+Every API dialect calls this one class; it never touches Redis itself (store.py does).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from service import tokens, validation
+from service.errors import BadRequest, Conflict, NotFound
+from service.keys import APP_BUCKETS
+from service.records import TokenDraft, TokenRecord, decode
+from service.settings import Settings
+from service.store import BUCKETS_PER_ROUND, IdClash, TokenStore, now_ms
+from service.tokens import TokenId
+
+ID_DRAWS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    record: TokenRecord
+    token: str | None  # the minted value, shown once; None for a registered token
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asked for a change, as written to the revocation events."""
+
+    name: str = "anonymous"
+    info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppPage:
+    tokens: list[TokenRecord]
+    next_cursor: str | None
+
+
+class TokenService:
+    def __init__(self, store: TokenStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._retention_ms = settings.max_ttl * 1000
+
+    # --- issue ------------------------------------------------------------------------------
+
+    def draft(
+        self,
+        *,
+        user_id: str,
+        app_id: str,
+        type: str = "DEFAULT",
+        scopes: list[str] | None = None,
+        client_name: str | None = None,
+        device_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> TokenDraft:
+        return TokenDraft(
+            user_id=validation.identifier("user_id", user_id),
+            app_id=validation.identifier("app_id", app_id),
+            type=validation.token_type(type),
+            scopes=validation.scopes(scopes or []),
+            client_name=validation.optional_name("client_name", client_name),
+            device_name=validation.optional_name("device_name", device_name),
+            metadata=validation.metadata(metadata, self.settings.max_metadata_bytes),
+        )
+
+    async def issue(
+        self, draft: TokenDraft, *, ttl: int | None = None, token: str | None = None
+    ) -> IssuedToken:
+        """Mint a token, or register an externally minted ``token`` value."""
+        s = self.settings
+        ttl_ms = validation.ttl(ttl, s.default_ttl, s.max_ttl) * 1000
+        if token is not None:
+            _check_registrable(token)
+        tag = tokens.user_tag(await self.store.tag_key(), draft.user_id)
+        await self.store.index_app(draft.app_id, tag, now_ms() + ttl_ms + 1000)
+        for _ in range(ID_DRAWS):
+            tid = tokens.new_id(tag)
+            value = token if token is not None else tokens.mint(tid)
+            digest = tokens.digest(value)
+            if token is not None:
+                await self._claim(digest, tid, ttl_ms)
+            try:
+                issued = await self.store.issue(
+                    tid, draft.fields(digest), ttl_ms, s.max_tokens_per_user
+                )
+            except IdClash:
+                continue
+            except BaseException:
+                if token is not None:
+                    await self.store.drop_pointer(digest)
+                raise
+            if issued.evicted:
+                await self._emit("token", tag, issued.evicted, Actor("limit"), draft.user_id)
+            record = draft.record(str(tid), digest, issued.created_us, issued.expires_at)
+            return IssuedToken(record, None if token is not None else value)
+        raise Conflict("could not draw a free token id; retry")
+
+    async def _claim(self, digest: bytes, tid: TokenId, ttl_ms: int) -> None:
+        existing = await self.store.claim_pointer(digest, tid, ttl_ms)
+        if existing is None:
+            return
+        if await self._live(existing, digest) is not None:
+            raise Conflict("this token is registered already", code="token_exists")
+        await self.store.set_pointer(digest, tid, ttl_ms)
+
+    # --- check ------------------------------------------------------------------------------
+
+    async def introspect(self, value: str) -> TokenRecord | None:
+        """The record of a live token, or None for anything else (never an error)."""
+        tid = await self._locate(value)
+        return None if tid is None else await self._live(tid, tokens.digest(value))
+
+    async def _locate(self, value: str) -> TokenId | None:
+        if not 0 < len(value) <= tokens.MAX_TOKEN_CHARS:
+            return None
+        if tokens.looks_minted(value):
+            return tokens.parse_minted(value)
+        return await self.store.read_pointer(tokens.digest(value))
+
+    async def _live(self, tid: TokenId, digest: bytes | None) -> TokenRecord | None:
+        raw, watermarks = await self.store.read_token(tid)
+        record = decode(tid, raw) if raw else None
+        if record is None or record.expires_at <= now_ms():
+            return None
+        if digest is not None and not hmac.compare_digest(record.digest, digest):
+            return None
+        if record.created_us < watermarks.get(record.app_id, 0):
+            return None
+        return record
+
+    async def get(self, token_id: str) -> TokenRecord:
+        record = await self._live(_parse_id(token_id), None)
+        if record is None:
+            raise NotFound("no such token")
+        return record
+
+    async def list_user(self, user_id: str, app_id: str | None = None) -> list[TokenRecord]:
+        tag = tokens.user_tag(await self.store.tag_key(), validation.identifier("user_id", user_id))
+        rows = await self.store.list_user(tag)
+        watermarks = await self.store.watermarks()
+        now = now_ms()
+        records = (decode(tid, raw) for tid, raw in rows)
+        return sorted(
+            (
+                r
+                for r in records
+                if r is not None
+                and r.user_id == user_id
+                and (app_id is None or r.app_id == app_id)
+                and r.expires_at > now
+                and r.created_us >= watermarks.get(r.app_id, 0)
+            ),
+            key=lambda r: (-r.created_us, r.id),
+        )
+
+    async def list_app(self, app_id: str, limit: int, cursor: str | None = None) -> AppPage:
+        """One page of an app's live tokens, ordered by (bucket, user tag, id)."""
+        validation.identifier("app_id", app_id)
+        start = _AppCursor.parse(cursor)
+        watermark = (await self.store.watermarks()).get(app_id, 0)
+        page: list[tuple[int, TokenRecord]] = []
+        for bucket in range(start.bucket, APP_BUCKETS, BUCKETS_PER_ROUND):
+            for number, tags in await self.store.app_users(app_id, bucket):
+                for tag in tags:
+                    if not start.admits(number, tag):
+                        continue
+                    for record in await self._app_tokens(tag, app_id, watermark):
+                        if not start.admits(number, tag, record.id):
+                            continue
+                        if len(page) == limit:
+                            last_bucket, last = page[-1]
+                            return AppPage([r for _, r in page], f"{last_bucket}.{last.id}")
+                        page.append((number, record))
+        return AppPage([r for _, r in page], None)
+
+    async def _app_tokens(self, tag: str, app_id: str, watermark: int) -> list[TokenRecord]:
+        now = now_ms()
+        records = (decode(tid, raw) for tid, raw in await self.store.list_user(tag))
+        return sorted(
+            (
+                r
+                for r in records
+                if r is not None
+                and r.app_id == app_id
+                and r.expires_at > now
+                and r.created_us >= watermark
+            ),
+            key=lambda r: r.id,
+        )
+
+    # --- revoke -----------------------------------------------------------------------------
+
+    async def revoke_id(self, token_id: str, actor: Actor = Actor()) -> list[str]:
+        tid = _parse_id(token_id)
+        app = await self.store.revoke_one(tid)
+        if app is None:
+            return []
+        await self._emit("token", tid.tag, [(tid.rid, app)], actor)
+        return [str(tid)]
+
+    async def revoke_token(self, value: str, actor: Actor = Actor()) -> list[str]:
+        tid = await self._locate(value)
+        if tid is None or await self._live(tid, tokens.digest(value)) is None:
+            return []
+        revoked = await self.revoke_id(str(tid), actor)
+        if not tokens.looks_minted(value):
+            await self.store.drop_pointer(tokens.digest(value))
+        return revoked
+
+    async def revoke_user(
+        self,
+        user_id: str,
+        app_id: str | None = None,
+        keep_id: str | None = None,
+        actor: Actor = Actor(),
+    ) -> list[str]:
+        validation.identifier("user_id", user_id)
+        tag = tokens.user_tag(await self.store.tag_key(), user_id)
+        keep = _parse_id(keep_id) if keep_id else None
+        revoked, _ = await self.store.revoke_user(
+            tag,
+            user_id=user_id,
+            app_id=app_id or "",
+            keep_rid=keep.rid if keep is not None and keep.tag == tag else "",
+        )
+        await self._emit("user", tag, revoked, actor, user_id, scope_app=app_id)
+        return [tag + rid for rid, _ in revoked]
+
+    async def revoke_app(self, app_id: str, actor: Actor = Actor()) -> int:
+        """Revokes every token of the app created until now; returns that time in epoch ms."""
+        validation.identifier("app_id", app_id)
+        watermark_us = await self.store.revoke_app(app_id, self._retention_ms)
+        watermark = -(-watermark_us // 1000)
+        event: dict[str, str | int] = {"kind": "app", "app_id": app_id, "revoked_before": watermark}
+        await self.store.append_event({**event, **_actor_fields(actor)}, self._retention_ms)
+        return watermark
+
+    async def _emit(
+        self,
+        kind: str,
+        tag: str,
+        revoked: list[tuple[str, str]],
+        actor: Actor,
+        user_id: str | None = None,
+        scope_app: str | None = None,
+    ) -> None:
+        """One event per app touched, so a feed can be filtered by app."""
+        by_app: dict[str, list[str]] = defaultdict(list)
+        for rid, app in revoked:
+            by_app[app].append(tag + rid)
+        for app, ids in by_app.items():
+            event: dict[str, str | int] = {"kind": kind, "app_id": app, "ids": ",".join(ids)}
+            if user_id is not None:
+                event["user_id"] = user_id
+            if scope_app is not None:
+                event["scope"] = "user_app"
+            await self.store.append_event({**event, **_actor_fields(actor)}, self._retention_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class _AppCursor:
+    """Where an app listing resumes: after token ``last_id`` of bucket ``bucket``."""
+
+    bucket: int = 0
+    last_id: str = ""
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> _AppCursor:
+        if not cursor:
+            return cls()
+        number, _, last_id = cursor.partition(".")
+        if not number.isdigit() or int(number) >= APP_BUCKETS or tokens.parse_id(last_id) is None:
+            raise BadRequest("not a cursor of this listing", code="invalid_cursor")
+        return cls(int(number), last_id)
+
+    def admits(self, bucket: int, tag: str, token_id: str | None = None) -> bool:
+        """True if (bucket, tag, token_id) comes after this cursor (None: any id of the tag)."""
+        if bucket != self.bucket or not self.last_id:
+            return bucket >= self.bucket
+        last_tag = self.last_id[: tokens.TAG_CHARS]
+        if token_id is None:
+            return tag >= last_tag
+        return (tag, token_id) > (last_tag, self.last_id)
+
+
+def _actor_fields(actor: Actor) -> dict[str, str | int]:
+    fields: dict[str, str | int] = {"actor": actor.name, "at": now_ms()}
+    if actor.info:
+        fields["info"] = orjson.dumps(actor.info).decode()
+    return fields
+
+
+def _parse_id(token_id: str) -> TokenId:
+    tid = tokens.parse_id(token_id)
+    if tid is None:
+        raise BadRequest("not a token id", code="invalid_token_id")
+    return tid
+
+
+def _check_registrable(value: str) -> None:
+    if not 1 <= len(value) <= tokens.MAX_TOKEN_CHARS:
+        raise BadRequest(f"token must be 1 to {tokens.MAX_TOKEN_CHARS} characters")
+    if tokens.looks_minted(value):
+        raise BadRequest(f"tokens starting with {tokens.PREFIX!r} are minted here, not registered")

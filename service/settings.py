@@ -1,0 +1,124 @@
+"""Settings: one frozen object read from ``TOKENSTORE_*`` environment variables.
+
+A bad value stops start-up with a message naming the variable, its value and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "TOKENSTORE_"
+
+
+class SettingsError(ValueError):
+    """A ``TOKENSTORE_*`` variable has a value the service cannot use."""
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _redis_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _key_prefix(raw: str) -> str:
+    # Braces would start a Cluster hash tag and break the slot of every key built on the prefix.
+    if "{" in raw or "}" in raw or len(raw) > 32:
+        raise ValueError("expected at most 32 characters and no braces")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+DAY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str | None = _setting(
+        None, _redis_url, "Redis URL; a Cluster is detected. Unset: embedded in-memory store."
+    )
+    host: str = _setting("127.0.0.1", str, "Address to listen on.")
+    port: int = _setting(8080, _int_in(1, 65535), "Port to listen on.")
+    default_ttl: int = _setting(
+        3600, _int_in(1, 10 * 365 * DAY), "Token lifetime (s) if none given."
+    )
+    max_ttl: int = _setting(30 * DAY, _int_in(1, 10 * 365 * DAY), "Longest token lifetime (s).")
+    max_tokens_per_user: int = _setting(
+        0, _int_in(0, 100_000), "Live tokens per user; past it the oldest are revoked. 0: no limit."
+    )
+    key_prefix: str = _setting("ts:", _key_prefix, "Prefix of every Redis key.")
+    redis_pool_size: int = _setting(64, _int_in(1, 10_000), "Redis connections per process.")
+    redis_timeout: float = _setting(
+        2.0, _float_in(0.05, 60), "Seconds to wait for Redis (connect, command, free connection)."
+    )
+    max_body_bytes: int = _setting(65_536, _int_in(1024, 16 * 1024 * 1024), "Largest request body.")
+    max_metadata_bytes: int = _setting(
+        4096, _int_in(2, 65_536), "Largest token `metadata` object, as JSON bytes."
+    )
+    log_level: str = _setting("INFO", _log_level, "Log level.")
+
+    def __post_init__(self) -> None:
+        if self.default_ttl > self.max_ttl:
+            raise SettingsError(
+                f"{env_name('default_ttl')} ({self.default_ttl}) is greater than "
+                f"{env_name('max_ttl')} ({self.max_ttl})"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = env_name(f.name)
+            if name not in environ:
+                continue
+            raw = environ[name].strip()
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name} has value {raw!r}: {exc}") from None
+        return cls(**values)
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def documented_settings() -> list[tuple[str, Any, str]]:
+    """(variable, default, description) of every setting, for the README table and its test."""
+    return [(env_name(f.name), f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]

@@ -1,0 +1,91 @@
+"""The format of minted tokens and public token ids.
+
+A minted token is ``tks_<tag>_<rid>_<secret><crc>``:
+- ``tag``: 16 base32 characters of a keyed hash of the user id. It names the user's Redis hash
+  tag, so a token routes to its user's slot without a lookup, and reveals nothing of the user;
+- ``rid``: 16 random base32 characters naming the record among the user's tokens;
+- ``secret``: 52 base32 characters (256 random bits);
+- ``crc``: 7 base32 characters of CRC-32 over everything before it, so mistyped, truncated and
+  forged values are refused without a Redis call, and secret scanners can recognise a leak.
+
+The public id of a token is ``<tag><rid>`` (32 characters): self-routing as well, never secret.
+Redis only ever holds SHA-256 digests of token values.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import zlib
+from typing import NamedTuple
+
+PREFIX = "tks_"
+TAG_CHARS = 16
+RID_CHARS = 16
+SECRET_BYTES = 32
+_TAG_BYTES = 10
+_RID_BYTES = 10
+_B32 = "a-z2-7"
+_ID_RE = re.compile(f"[{_B32}]{{{TAG_CHARS + RID_CHARS}}}")
+_TOKEN_RE = re.compile(
+    f"{PREFIX}([{_B32}]{{{TAG_CHARS}}})_([{_B32}]{{{RID_CHARS}}})_[{_B32}]{{52}}([{_B32}]{{7}})"
+)
+MAX_TOKEN_CHARS = 4096
+
+
+class TokenId(NamedTuple):
+    tag: str
+    rid: str
+
+    def __str__(self) -> str:
+        return self.tag + self.rid
+
+
+def b32(raw: bytes) -> str:
+    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def user_tag(tag_key: bytes, user_id: str) -> str:
+    return b32(hmac.new(tag_key, user_id.encode(), hashlib.sha256).digest()[:_TAG_BYTES])
+
+
+def new_id(tag: str) -> TokenId:
+    return TokenId(tag, b32(secrets.token_bytes(_RID_BYTES)))
+
+
+def _checksum(body: str) -> str:
+    return b32(zlib.crc32(body.encode("ascii")).to_bytes(4, "big"))
+
+
+def mint(tid: TokenId) -> str:
+    body = f"{PREFIX}{tid.tag}_{tid.rid}_{b32(secrets.token_bytes(SECRET_BYTES))}"
+    return body + _checksum(body)
+
+
+def looks_minted(value: str) -> bool:
+    """True for anything in our own namespace, valid or not: such values are never registered."""
+    return value.startswith(PREFIX)
+
+
+def parse_minted(value: str) -> TokenId | None:
+    match = _TOKEN_RE.fullmatch(value)
+    if match is None or _checksum(value[:-7]) != match.group(3):
+        return None
+    return TokenId(match.group(1), match.group(2))
+
+
+def parse_id(value: str) -> TokenId | None:
+    if _ID_RE.fullmatch(value) is None:
+        return None
+    return TokenId(value[:TAG_CHARS], value[TAG_CHARS:])
+
+
+def digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+def new_tag_key() -> bytes:
+    return secrets.token_bytes(32)

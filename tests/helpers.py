@@ -1,0 +1,54 @@
+"""Helpers shared by tests: issuing through HTTP and reading what Redis holds."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from aiohttp.test_utils import TestClient
+from redis.asyncio import RedisCluster
+
+from service.redis_client import AnyRedis
+
+Client = TestClient[Any, Any]
+
+
+async def issue(client: Client, user_id: str = "alice", app_id: str = "app", **extra: Any) -> Any:
+    response = await client.post("/v1/tokens", json={"user_id": user_id, "app_id": app_id, **extra})
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def introspect(client: Client, token: str) -> Any:
+    response = await client.post("/v1/introspect", json={"token": token})
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def all_keys(redis: AnyRedis) -> list[bytes]:
+    """Every key on every node (the test servers hold nothing else)."""
+    if isinstance(redis, RedisCluster):
+        keys: list[bytes] = []
+        for node in redis.get_primaries():
+            keys += await redis.keys(target_nodes=node)
+        return keys
+    return cast(list[bytes], await redis.keys())
+
+
+async def dump_values(redis: AnyRedis) -> bytes:
+    """Every key name and value stored, concatenated, to search for leaked secrets."""
+    out = b""
+    r = cast(Any, redis)
+    for key in await all_keys(redis):
+        out += key
+        kind = (await r.type(key)).decode()
+        if kind == "hash":
+            for field, value in (await r.hgetall(key)).items():
+                out += field + value
+        elif kind == "zset":
+            out += b"".join(await r.zrange(key, 0, -1))
+        elif kind == "string":
+            out += await r.get(key)
+        elif kind == "stream":
+            for _id, fields in await r.xrange(key):
+                out += b"".join(k + v for k, v in fields.items())
+    return out
