@@ -29,7 +29,7 @@ async def all_keys(redis: AnyRedis) -> list[bytes]:
     if isinstance(redis, RedisCluster):
         keys: list[bytes] = []
         for node in redis.get_primaries():
-            keys += await redis.keys(target_nodes=node)
+            keys += cast(list[bytes], await redis.keys(target_nodes=node))
         return keys
     return cast(list[bytes], await redis.keys())
 
