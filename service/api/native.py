@@ -20,7 +20,7 @@ async def issue(request: web.Request) -> web.Response:
     draft = svc.draft(
         user_id=fields.required_text("user_id"),
         app_id=fields.required_text("app_id"),
-        type=fields.text("type") or "DEFAULT",
+        type=_default(fields.text("type"), "DEFAULT"),
         scopes=fields.text_list("scopes"),
         client_name=fields.text("client_name"),
         device_name=fields.text("device_name"),
@@ -31,6 +31,10 @@ async def issue(request: web.Request) -> web.Response:
     if issued.token is not None:
         body["token"] = issued.token
     return json_response(body, status=201, headers={"Cache-Control": "no-store"})
+
+
+def _default(value: str | None, default: str) -> str:
+    return default if value is None else value
 
 
 async def introspect(request: web.Request) -> web.Response:
