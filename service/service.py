@@ -233,7 +233,7 @@ class TokenService:
             keep_rid=keep.rid if keep is not None and keep.tag == tag else "",
         )
         await self._emit("user", tag, revoked, actor, user_id, scope_app=app_id)
-        return [tag + rid for rid, _ in revoked]
+        return [str(TokenId(tag, rid)) for rid, _ in revoked]
 
     async def revoke_app(self, app_id: str, actor: Actor = Actor()) -> int:
         """Revokes every token of the app created until now; returns that time in epoch ms."""
@@ -256,7 +256,7 @@ class TokenService:
         """One event per app touched, so a feed can be filtered by app."""
         by_app: dict[str, list[str]] = defaultdict(list)
         for rid, app in revoked:
-            by_app[app].append(tag + rid)
+            by_app[app].append(str(TokenId(tag, rid)))
         for app, ids in by_app.items():
             event: dict[str, str | int] = {"kind": kind, "app_id": app, "ids": ",".join(ids)}
             if user_id is not None:
@@ -286,7 +286,9 @@ class _AppCursor:
         """True if (bucket, tag, token_id) comes after this cursor (None: any id of the tag)."""
         if bucket != self.bucket or not self.last_id:
             return bucket >= self.bucket
-        last_tag = self.last_id[: tokens.TAG_CHARS]
+        last = tokens.parse_id(self.last_id)
+        assert last is not None  # checked by parse()
+        last_tag = last.tag
         if token_id is None:
             return tag >= last_tag
         return (tag, token_id) > (last_tag, self.last_id)

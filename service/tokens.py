@@ -1,14 +1,15 @@
 """The format of minted tokens and public token ids.
 
 A minted token is ``tks_<tag>_<rid>_<secret><crc>``:
-- ``tag``: 16 base32 characters of a keyed hash of the user id. It names the user's Redis hash
+- ``tag``: 16 hex characters of a keyed hash of the user id. It names the user's Redis hash
   tag, so a token routes to its user's slot without a lookup, and reveals nothing of the user;
-- ``rid``: 16 random base32 characters naming the record among the user's tokens;
+- ``rid``: 16 random hex characters naming the record among the user's tokens;
 - ``secret``: 52 base32 characters (256 random bits);
 - ``crc``: 7 base32 characters of CRC-32 over everything before it, so mistyped, truncated and
   forged values are refused without a Redis call, and secret scanners can recognise a leak.
 
-The public id of a token is ``<tag><rid>`` (32 characters): self-routing as well, never secret.
+The public id of a token is ``tag + rid`` written as a UUID (the systems we are compatible with
+type token ids as UUIDs): self-routing as well, never secret. Its version bits are not set.
 Redis only ever holds SHA-256 digests of token values.
 """
 
@@ -26,13 +27,9 @@ PREFIX = "tks_"
 TAG_CHARS = 16
 RID_CHARS = 16
 SECRET_BYTES = 32
-_TAG_BYTES = 10
-_RID_BYTES = 10
 _B32 = "a-z2-7"
-_ID_RE = re.compile(f"[{_B32}]{{{TAG_CHARS + RID_CHARS}}}")
-_TOKEN_RE = re.compile(
-    f"{PREFIX}([{_B32}]{{{TAG_CHARS}}})_([{_B32}]{{{RID_CHARS}}})_[{_B32}]{{52}}([{_B32}]{{7}})"
-)
+_ID_RE = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TOKEN_RE = re.compile(f"{PREFIX}([0-9a-f]{{16}})_([0-9a-f]{{16}})_[{_B32}]{{52}}([{_B32}]{{7}})")
 MAX_TOKEN_CHARS = 4096
 
 
@@ -41,7 +38,8 @@ class TokenId(NamedTuple):
     rid: str
 
     def __str__(self) -> str:
-        return self.tag + self.rid
+        t, r = self.tag, self.rid
+        return f"{t[:8]}-{t[8:12]}-{t[12:]}-{r[:4]}-{r[4:]}"
 
 
 def b32(raw: bytes) -> str:
@@ -49,11 +47,11 @@ def b32(raw: bytes) -> str:
 
 
 def user_tag(tag_key: bytes, user_id: str) -> str:
-    return b32(hmac.new(tag_key, user_id.encode(), hashlib.sha256).digest()[:_TAG_BYTES])
+    return hmac.new(tag_key, user_id.encode(), hashlib.sha256).digest()[:8].hex()
 
 
 def new_id(tag: str) -> TokenId:
-    return TokenId(tag, b32(secrets.token_bytes(_RID_BYTES)))
+    return TokenId(tag, secrets.token_hex(8))
 
 
 def _checksum(body: str) -> str:
@@ -78,9 +76,11 @@ def parse_minted(value: str) -> TokenId | None:
 
 
 def parse_id(value: str) -> TokenId | None:
+    value = value.lower()
     if _ID_RE.fullmatch(value) is None:
         return None
-    return TokenId(value[:TAG_CHARS], value[TAG_CHARS:])
+    plain = value.replace("-", "")
+    return TokenId(plain[:TAG_CHARS], plain[TAG_CHARS:])
 
 
 def digest(value: str) -> bytes:

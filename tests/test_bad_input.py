@@ -9,7 +9,7 @@ from helpers import Client, dump_values
 
 from service.redis_client import AnyRedis
 
-TOKEN_ID = "a" * 32
+TOKEN_ID = "0123abcd-0000-4000-8000-0123456789ab"
 BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     # method, path, body (bytes: raw; None: no body; else JSON), status
     ("POST", "/v1/tokens", b"{not json", 400),

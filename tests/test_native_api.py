@@ -206,7 +206,7 @@ async def test_expired_tokens_vanish_and_are_pruned(client: Client, redis: AnyRe
     assert [t["id"] for t in listed["tokens"]] == [long["id"]]
     index = [k for k in await all_keys(redis) if b"u:{" in k]
     members = await cast(Any, redis).zrange(index[0], 0, -1)
-    assert members == [long["id"][16:].encode()]  # the expired member was pruned
+    assert members == [long["id"].replace("-", "")[16:].encode()]  # the expired member was pruned
 
 
 async def test_per_user_limit_revokes_the_oldest(aiohttp_client: Any, settings: Any) -> None:

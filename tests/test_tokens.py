@@ -12,10 +12,19 @@ def test_minted_token_round_trips_to_its_id() -> None:
     assert len(value) == 97
     assert tokens.parse_minted(value) == tid
     assert tokens.parse_id(str(tid)) == tid
+    assert tokens.parse_id(str(tid).upper()) == tid
+
+
+def test_ids_are_uuid_shaped() -> None:
+    import uuid
+
+    tid = tokens.new_id("0123456789abcdef")
+    assert str(uuid.UUID(str(tid))) == str(tid)
+    assert str(tid).replace("-", "") == tid.tag + tid.rid
 
 
 def test_every_single_character_change_is_refused() -> None:
-    value = tokens.mint(tokens.new_id("a" * 16))
+    value = tokens.mint(tokens.new_id("0" * 16))
     for i in range(len(tokens.PREFIX), len(value)):
         replacement = "b" if value[i] != "b" else "c"
         assert tokens.parse_minted(value[:i] + replacement + value[i + 1 :]) is None
@@ -28,10 +37,12 @@ def test_user_tags_are_keyed_and_stable() -> None:
 
 
 def test_malformed_ids_are_refused() -> None:
-    for value in ["", "a" * 31, "a" * 33, "A" * 32, "1" * 32, "a" * 31 + "{"]:
+    good = "01234567-89ab-cdef-0123-456789abcdef"
+    assert tokens.parse_id(good) is not None
+    for value in ["", "a" * 32, good[:-1], good + "a", good.replace("-", ""), good[:-1] + "g"]:
         assert tokens.parse_id(value) is None
 
 
 def test_secrets_differ() -> None:
-    tid = tokens.new_id("a" * 16)
+    tid = tokens.new_id("0" * 16)
     assert len({tokens.mint(tid) for _ in range(100)}) == 100

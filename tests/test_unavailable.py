@@ -78,7 +78,7 @@ def start_redis_on(port: int) -> subprocess.Popen[bytes]:
 async def test_starts_without_redis_then_recovers(aiohttp_client: Any, unstarted_port: int) -> None:
     url = f"redis://127.0.0.1:{unstarted_port}/0"
     client = await aiohttp_client(create_app(Settings(redis_url=url, redis_timeout=FAST_TIMEOUT)))
-    well_formed = tokens.mint(tokens.new_id("a" * 16))
+    well_formed = tokens.mint(tokens.new_id("0" * 16))
     await assert_unavailable(client, well_formed)  # never replaced by memory
     proc = start_redis_on(unstarted_port)
     try:

@@ -45,7 +45,7 @@ def _param(name: str, where: str, description: str, required: bool = False) -> S
     }
 
 
-TOKEN_ID = _param("token_id", "path", "Public token id (32 characters)")
+TOKEN_ID = _param("token_id", "path", "Public token id (UUID-shaped, self-routing)")
 USER_ID = _param("user_id", "path", "User id (1-256 characters, URL-encoded)")
 APP_ID = _param("app_id", "path", "Application id (1-256 characters, URL-encoded)")
 REVOKED = _json(
