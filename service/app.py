@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.api import health, native, openapi
+from service.api import fusionauth, health, native, oauth, onegini, openapi, usergrid
 from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import SERVICE, SETTINGS, STORE, SWEEPER
 from service.errors import Unavailable
@@ -37,6 +37,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_redis)
     health.setup(app)
     native.setup(app)
+    oauth.setup(app)
+    fusionauth.setup(app)
+    onegini.setup(app)
+    usergrid.setup(app)  # last: its /{org}/{app}/... pattern is the broadest
     openapi.setup(app)
     return app
 

@@ -38,6 +38,17 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose token a by-id or by-value revocation may touch (None: anyone's)."""
+
+    user_id: str | None = None
+    app_id: str | None = None
+
+    def holds(self, record: TokenRecord) -> bool:
+        return self.user_id in (None, record.user_id) and self.app_id in (None, record.app_id)
+
+
+@dataclass(frozen=True, slots=True)
 class AppPage:
     tokens: list[TokenRecord]
     next_cursor: str | None
@@ -199,19 +210,30 @@ class TokenService:
 
     # --- revoke -----------------------------------------------------------------------------
 
-    async def revoke_id(self, token_id: str, actor: Actor = Actor()) -> list[str]:
+    async def revoke_id(
+        self, token_id: str, actor: Actor = Actor(), owner: Owner | None = None
+    ) -> list[str]:
+        """Revoke one token by id; with ``owner``, only if it is that owner's."""
         tid = _parse_id(token_id)
+        if owner is not None:
+            record = await self._live(tid, None)
+            if record is None or not owner.holds(record):
+                return []
         app = await self.store.revoke_one(tid)
         if app is None:
             return []
         await self._emit("token", tid.tag, [(tid.rid, app)], actor)
         return [str(tid)]
 
-    async def revoke_token(self, value: str, actor: Actor = Actor()) -> list[str]:
+    async def revoke_token(
+        self, value: str, actor: Actor = Actor(), owner: Owner | None = None
+    ) -> list[str]:
+        """Revoke one live token by value; with ``owner``, only if it is that owner's."""
         tid = await self._locate(value)
-        if tid is None or await self._live(tid, tokens.digest(value)) is None:
+        record = None if tid is None else await self._live(tid, tokens.digest(value))
+        if record is None or (owner is not None and not owner.holds(record)):
             return []
-        revoked = await self.revoke_id(str(tid), actor)
+        revoked = await self.revoke_id(record.id, actor)
         if not tokens.looks_minted(value):
             await self.store.drop_pointer(tokens.digest(value))
         return revoked

@@ -68,6 +68,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = _from_exception(request, exc)
     except Exception as exc:
         error = _from_exception(request, exc)
-    route_name = request.match_info.route.name or ""
-    renderer = request.app[ERROR_RENDERERS].get(route_name.split(".")[0], render_default)
+    dialect = (await _route_name(request)).split(".")[0]
+    renderer = request.app[ERROR_RENDERERS].get(dialect, render_default)
     return renderer(request, error)
+
+
+async def _route_name(request: web.Request) -> str:
+    """The matched route's name; for a wrong method, the name of the route at that path."""
+    name = request.match_info.route.name
+    if name or request.match_info.http_exception is None:
+        return name or ""
+    for resource in request.app.router.resources():
+        _match, allowed_methods = await resource.resolve(request)
+        if allowed_methods and resource.name:
+            return resource.name
+    return ""

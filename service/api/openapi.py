@@ -109,6 +109,109 @@ PATHS: dict[str, dict[str, Schema]] = {
                        **_errors(400, 503)}}},
 }  # fmt: skip
 
+_FORM_TOKEN = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["token"],
+                "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+            }
+        }
+    },
+}
+_OAUTH_ERRORS = {
+    "400": _json(_ref("OAuthError"), "invalid_request"),
+    "401": _json(_ref("OAuthError"), "invalid_client (WWW-Authenticate set)"),
+    "503": _json(_ref("OAuthError"), "temporarily_unavailable"),
+}
+_FA_ERRORS = {
+    s: _json(_ref("FusionAuthErrors"), t)
+    for s, t in [
+        ("400", "Bad request (always a JSON body)"),
+        ("401", "Missing or wrong API key"),
+        ("404", "No such refresh token"),
+        ("503", "Redis unavailable"),
+    ]
+}
+_FA_CRITERIA = [
+    _param("token", "query", "A refresh token value"),
+    _param("userId", "query", "Every token of this user (AND applicationId)"),
+    _param("applicationId", "query", "Every token of this application"),
+]
+_UG_PARAMS = [_param("callback", "query", "JSONP: wrap the answer in this function call")]
+_UG_ANSWER = {
+    "200": _json(_ref("UsergridAction"), "Revoked"),
+    "400": _json(_ref("UsergridError"), "Missing or bad token"),
+}
+_UG_TOKEN = [_param("token", "query", "The token to revoke", required=True)]
+
+
+def _usergrid(summary: str, params: list[Schema]) -> dict[str, Schema]:
+    op = {"summary": summary, "parameters": params + _UG_PARAMS, "responses": _UG_ANSWER}
+    return {"put": op, "post": op}
+
+
+UG_APP = [
+    _param(n, "path", d)
+    for n, d in [
+        ("org", "Organization (accepted, ignored)"),
+        ("app", "Application id"),
+        ("user", "User id"),
+    ]
+]
+UG_MGMT = [_param("user", "path", "User id")]
+TOKEN_ID_UUID = _param("token_id", "path", "Token id (UUID)")
+PATHS.update({
+    "/oauth2/introspect": {"post": {
+        "summary": "RFC 7662 introspection (HTTP Basic client authentication)",
+        "requestBody": _FORM_TOKEN,
+        "responses": {"200": _json(_ref("OAuthIntrospection"), "Exactly {active:false} if not "
+                                   "active; Cache-Control: no-store"), **_OAUTH_ERRORS}}},
+    "/oauth2/revoke": {"post": {
+        "summary": "RFC 7009 revocation: 200 whether or not the token existed",
+        "requestBody": _FORM_TOKEN,
+        "responses": {"200": {"description": "Revoked (empty body)"}, **_OAUTH_ERRORS}}},
+    "/api/jwt/refresh": {
+        "get": {"summary": "FusionAuth: a user's refresh tokens, newest first",
+                "parameters": [_param("userId", "query", "User id", required=True)],
+                "responses": {"200": _json({"type": "object", "properties": {"refreshTokens": {
+                    "type": "array", "items": _ref("RefreshToken")}}}, "The tokens"),
+                    **_FA_ERRORS}},
+        "delete": {"summary": "FusionAuth: revoke by token, user, user and application, or "
+                              "application (query, JSON body or form body)",
+                   "parameters": _FA_CRITERIA,
+                   "responses": {"200": {"description": "Revoked (empty body)"},
+                                 **_FA_ERRORS}}},
+    "/api/jwt/refresh/{token_id}": {
+        "get": {"summary": "FusionAuth: one refresh token", "parameters": [TOKEN_ID_UUID],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "refreshToken": _ref("RefreshToken")}}, "The token"), **_FA_ERRORS}},
+        "delete": {"summary": "FusionAuth: revoke one refresh token by id",
+                   "parameters": [TOKEN_ID_UUID],
+                   "responses": {"200": {"description": "Revoked (empty body)"},
+                                 **_FA_ERRORS}}},
+    "/oauth/api/v1/users/{user_id}/tokens": {"get": {
+        "summary": "Onegini-style: a user's access tokens (404 if none)",
+        "parameters": [USER_ID],
+        "responses": {"200": _json({"type": "object", "properties": {"tokens": {
+            "type": "array", "items": _ref("OneginiToken")}}}, "The tokens"),
+            "404": _json(_ref("OneginiError"), "No tokens found")}}},
+    "/oauth/api/v1/users/{user_id}/tokens/{token_id}": {"delete": {
+        "summary": "Onegini-style: revoke one of the user's tokens; 204 whatever existed",
+        "parameters": [USER_ID, TOKEN_ID_UUID],
+        "responses": {"204": {"description": "Done"}}}},
+    "/{org}/{app}/users/{user}/revoketokens": _usergrid(
+        "Usergrid: revoke the user's tokens of application {app}", UG_APP),
+    "/{org}/{app}/users/{user}/revoketoken": _usergrid(
+        "Usergrid: revoke one token of the user in application {app}", UG_APP + _UG_TOKEN),
+    "/management/users/{user}/revoketokens": _usergrid(
+        "Usergrid: revoke the user's tokens of every application", UG_MGMT),
+    "/management/users/{user}/revoketoken": _usergrid(
+        "Usergrid: revoke one token of the user", UG_MGMT + _UG_TOKEN),
+})  # fmt: skip
+
 _NULLABLE_STRING = {"type": ["string", "null"]}
 SCHEMAS: dict[str, Schema] = {
     "Error": {"type": "object", "required": ["error", "message"],
@@ -145,6 +248,34 @@ SCHEMAS: dict[str, Schema] = {
                    {"type": "object", "properties": {"active": {"const": True}}}]}]},
     "TokenList": {"type": "object",
                   "properties": {"tokens": {"type": "array", "items": _ref("TokenRecord")}}},
+    "OAuthError": {"type": "object", "required": ["error"], "properties": {
+        "error": {"type": "string"}, "error_description": {"type": "string"}}},
+    "OAuthIntrospection": {"type": "object", "required": ["active"], "properties": {
+        "active": {"type": "boolean"}, "scope": {"type": "string"},
+        "client_id": {"type": "string"}, "sub": {"type": "string"},
+        "exp": {"type": "integer"}, "iat": {"type": "integer"},
+        "token_type": {"type": "string"}, "jti": {"type": "string"}}},
+    "FusionAuthErrors": {"type": "object", "properties": {
+        "fieldErrors": {"type": "object"}, "generalErrors": {"type": "array"}}},
+    "RefreshToken": {"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"}, "userId": {"type": "string"},
+        "applicationId": {"type": "string"}, "insertInstant": {"type": "integer"},
+        "startInstant": {"type": "integer"},
+        "metaData": {"type": "object", "properties": {
+            "device": {"type": "object"}, "scopes": {"type": "array"}}},
+        "data": {"type": "object"}}},
+    "OneginiToken": {"type": "object", "properties": {
+        "id": {"type": "string"}, "client_name": {"type": "string"},
+        "device_name": {"type": "string"}, "created_at": {"type": "integer"},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+        "type": {"type": "string"}}},
+    "OneginiError": {"type": "object", "properties": {"error": {"type": "string"}}},
+    "UsergridAction": {"type": "object", "properties": {
+        "action": {"type": "string"}, "timestamp": {"type": "integer"},
+        "duration": {"type": "integer"}}},
+    "UsergridError": {"type": "object", "properties": {
+        "error": {"type": "string"}, "error_description": {"type": "string"},
+        "timestamp": {"type": "integer"}, "duration": {"type": "integer"}}},
     "TokenPage": {"type": "object", "properties": {
         "tokens": {"type": "array", "items": _ref("TokenRecord")},
         "next_cursor": _NULLABLE_STRING}},

@@ -1,0 +1,138 @@
+"""FusionAuth's refresh-token API, ``/api/jwt/refresh``, as its official clients call it.
+
+Errors use FusionAuth's ``{"fieldErrors", "generalErrors"}`` shape: its clients parse the body
+of every 400 as JSON. Unlike FusionAuth, a RefreshToken here never carries the token value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from service.api.bodies import form_fields
+from service.api.errors import ERROR_RENDERERS, HttpError
+from service.api.responses import SWEEPER, json_response, service
+from service.errors import BadRequest, NotFound
+from service.records import TokenRecord
+from service.service import Actor
+from service.tokens import parse_id
+
+CRITERIA = ("token", "userId", "applicationId")
+
+
+def refresh_token(record: TokenRecord) -> dict[str, Any]:
+    meta = record.metadata or {}
+    device = dict(meta["device"]) if isinstance(meta.get("device"), dict) else {}
+    if record.device_name:
+        device.setdefault("name", record.device_name)
+    return {
+        "id": record.id,
+        "userId": record.user_id,
+        "applicationId": record.app_id,
+        "insertInstant": record.created_at,
+        "startInstant": record.created_at,
+        "metaData": {"device": device, "scopes": list(record.scopes)},
+        "data": meta["data"] if isinstance(meta.get("data"), dict) else {},
+    }
+
+
+def _errors(field_errors: dict[str, str], status: int = 400) -> web.Response:
+    body = {
+        "fieldErrors": {
+            field: [{"code": f"[missing]{field}", "message": message}]
+            for field, message in field_errors.items()
+        },
+        "generalErrors": [],
+    }
+    return json_response(body, status)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    user_id = request.query.get("userId")
+    if not user_id:
+        return _errors({"userId": "You must specify the userId of the refresh tokens."})
+    records = await service(request).list_user(user_id, request.query.get("applicationId"))
+    return json_response({"refreshTokens": [refresh_token(r) for r in records]})
+
+
+async def get_token(request: web.Request) -> web.Response:
+    token_id = _known_id(request)
+    return json_response({"refreshToken": refresh_token(await service(request).get(token_id))})
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    """A DELETE may carry criteria as JSON or as a form; a body of nothing or null is none."""
+    if request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        return dict(await form_fields(request))
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not valid JSON", code="[invalid]body") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="[invalid]body")
+    return body
+
+
+async def revoke(request: web.Request) -> web.Response:
+    body = await _body(request)
+    criteria: dict[str, str] = {}
+    for name in CRITERIA:
+        value = request.query.get(name) or body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{name} must be a string", code=f"[invalid]{name}")
+        if value:
+            criteria[name] = value
+    if not criteria:
+        message = "You must specify the token, the userId and/or the applicationId."
+        return _errors(dict.fromkeys(CRITERIA, message))
+    info = body.get("eventInfo")
+    actor = Actor(info=info if isinstance(info, dict) else None)
+    svc = service(request)
+    user_id, app_id = criteria.get("userId"), criteria.get("applicationId")
+    if "token" in criteria:
+        await svc.revoke_token(criteria["token"], actor)
+    elif user_id is not None:
+        await svc.revoke_user(user_id, app_id, actor=actor)
+    elif app_id is not None:
+        await svc.revoke_app(app_id, actor)
+        request.app[SWEEPER].kick()
+    return web.Response(status=200)
+
+
+async def revoke_by_id(request: web.Request) -> web.Response:
+    if not await service(request).revoke_id(_known_id(request)):
+        raise NotFound("no such refresh token")
+    return web.Response(status=200)
+
+
+def _known_id(request: web.Request) -> str:
+    token_id = request.match_info["token_id"]
+    if parse_id(token_id) is None:
+        raise NotFound("no such refresh token")  # FusionAuth ids are UUIDs: others never exist
+    return token_id
+
+
+def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
+    body = {"fieldErrors": {}, "generalErrors": [{"code": error.code, "message": error.message}]}
+    return json_response(body, error.status, error.headers)
+
+
+def setup(app: web.Application) -> None:
+    app[ERROR_RENDERERS]["fusionauth"] = render_error
+    app.router.add_routes(
+        [
+            web.get("/api/jwt/refresh", list_tokens, name="fusionauth.list", allow_head=False),
+            web.delete("/api/jwt/refresh", revoke, name="fusionauth.revoke"),
+            web.get(
+                "/api/jwt/refresh/{token_id}", get_token, name="fusionauth.get", allow_head=False
+            ),
+            web.delete("/api/jwt/refresh/{token_id}", revoke_by_id, name="fusionauth.revoke_by_id"),
+        ]
+    )

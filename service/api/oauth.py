@@ -1,0 +1,61 @@
+"""OAuth 2.0 token introspection (RFC 7662) and revocation (RFC 7009).
+
+Form bodies in, ``{"error", "error_description"}`` errors out (RFC 6749 section 5.2), and
+``Cache-Control: no-store`` on every answer: these carry token state.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.api.bodies import form_fields
+from service.api.errors import ERROR_RENDERERS, HttpError
+from service.api.responses import json_response, service
+from service.errors import BadRequest
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_OAUTH_CODES = {401: "invalid_client", 503: "temporarily_unavailable"}
+
+
+async def _token_field(request: web.Request) -> str:
+    token = (await form_fields(request)).get("token")
+    if not token:
+        raise BadRequest("the token parameter is required")
+    # token_type_hint is advisory (RFC 7009 2.1): we find any token without it.
+    return token
+
+
+async def introspect(request: web.Request) -> web.Response:
+    record = await service(request).introspect(await _token_field(request))
+    if record is None:
+        return json_response({"active": False}, headers=NO_STORE)
+    body = {
+        "active": True,
+        "scope": " ".join(record.scopes),
+        "client_id": record.app_id,
+        "sub": record.user_id,
+        "exp": record.expires_at // 1000,
+        "iat": record.created_at // 1000,
+        "token_type": record.type,
+        "jti": record.id,
+    }
+    return json_response(body, headers=NO_STORE)
+
+
+async def revoke(request: web.Request) -> web.Response:
+    await service(request).revoke_token(await _token_field(request))
+    return web.Response(status=200, headers=NO_STORE)
+
+
+def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
+    code = _OAUTH_CODES.get(
+        error.status, "invalid_request" if error.status < 500 else "server_error"
+    )
+    body = {"error": code, "error_description": error.message}
+    return json_response(body, error.status, {**error.headers, **NO_STORE})
+
+
+def setup(app: web.Application) -> None:
+    app[ERROR_RENDERERS]["oauth"] = render_error
+    app.router.add_post("/oauth2/introspect", introspect, name="oauth.introspect")
+    app.router.add_post("/oauth2/revoke", revoke, name="oauth.revoke")

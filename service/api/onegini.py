@@ -1,0 +1,59 @@
+"""The Onegini/OneWelcome-style access-token API: a user's signed-in devices, and logout of one.
+
+Errors are ``{"error": "<message>"}`` as in that API; no live token is a 404, never an empty
+list, and a DELETE answers 204 whatever existed, revoking only the user's own token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from service.api.errors import ERROR_RENDERERS, HttpError
+from service.api.responses import json_response, service
+from service.errors import NotFound
+from service.records import TokenRecord
+from service.service import Owner
+from service.tokens import parse_id
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def access_token(record: TokenRecord) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": record.id,
+        "client_name": record.client_name or record.app_id,
+        "created_at": record.created_at,
+        "scopes": list(record.scopes),
+        "type": record.type,
+    }
+    if record.device_name:
+        body["device_name"] = record.device_name
+    return body
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    records = await service(request).list_user(request.match_info["user_id"])
+    if not records:
+        raise NotFound("No tokens found")
+    return json_response({"tokens": [access_token(r) for r in records]}, headers=NO_STORE)
+
+
+async def revoke(request: web.Request) -> web.Response:
+    token_id = request.match_info["token_id"]
+    if parse_id(token_id) is not None:
+        owner = Owner(user_id=request.match_info["user_id"])
+        await service(request).revoke_id(token_id, owner=owner)
+    return web.Response(status=204, headers=NO_STORE)
+
+
+def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
+    return json_response({"error": error.message}, error.status, {**error.headers, **NO_STORE})
+
+
+def setup(app: web.Application) -> None:
+    app[ERROR_RENDERERS]["onegini"] = render_error
+    base = "/oauth/api/v1/users/{user_id:[^/]+}/tokens"
+    app.router.add_get(base, list_tokens, name="onegini.list", allow_head=False)
+    app.router.add_delete(base + "/{token_id:[^/]+}", revoke, name="onegini.revoke")
