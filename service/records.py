@@ -6,7 +6,7 @@ stay under 64 bytes keeps Redis's compact listpack encoding (see README, memory)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -30,7 +30,7 @@ class TokenDraft:
     device_name: str | None
     metadata: dict[str, Any] | None
 
-    def fields(self, token_digest: bytes) -> list[str | bytes]:
+    def redis_fields(self, token_digest: bytes) -> list[str | bytes]:
         pairs: list[str | bytes] = [USER, self.user_id, APP, self.app_id, TYPE, self.type]
         pairs += [DIGEST, token_digest]
         optional = {
@@ -46,14 +46,8 @@ class TokenDraft:
 
     def record(self, token_id: str, digest: bytes, created_us: int, expires_at: int) -> TokenRecord:
         return TokenRecord(
+            **{f.name: getattr(self, f.name) for f in fields(TokenDraft)},
             id=token_id,
-            user_id=self.user_id,
-            app_id=self.app_id,
-            type=self.type,
-            scopes=self.scopes,
-            client_name=self.client_name,
-            device_name=self.device_name,
-            metadata=self.metadata,
             created_us=created_us,
             expires_at=expires_at,
             digest=digest,
@@ -61,15 +55,10 @@ class TokenDraft:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenRecord:
+class TokenRecord(TokenDraft):
+    """A stored token: what was asked for, plus its id, times and secret digest."""
+
     id: str
-    user_id: str
-    app_id: str
-    type: str
-    scopes: tuple[str, ...]
-    client_name: str | None
-    device_name: str | None
-    metadata: dict[str, Any] | None
     created_us: int
     expires_at: int
     digest: bytes

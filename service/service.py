@@ -101,7 +101,7 @@ class TokenService:
                 await self._claim(digest, tid, ttl_ms)
             try:
                 issued = await self.store.issue(
-                    tid, draft.fields(digest), ttl_ms, s.max_tokens_per_user
+                    tid, draft.redis_fields(digest), ttl_ms, s.max_tokens_per_user
                 )
             except IdClash:
                 continue

@@ -9,7 +9,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 ENV_PREFIX = "TOKENSTORE_"
 
@@ -18,24 +18,25 @@ class SettingsError(ValueError):
     """A ``TOKENSTORE_*`` variable has a value the service cannot use."""
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError(f"expected an integer from {low} to {high}")
-        return value
-
-    return parse
+N = TypeVar("N", int, float)
 
 
-def _float_in(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw)
-        if not low <= value <= high:
+def _number_in(kind: type[N], low: N, high: N) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
+        value = kind(raw)
+        if not low <= value <= high:  # also refuses nan
             raise ValueError(f"expected a number from {low} to {high}")
         return value
 
     return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    return _number_in(int, low, high)
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    return _number_in(float, low, high)
 
 
 def _redis_url(raw: str) -> str | None:
