@@ -44,6 +44,8 @@ class AppSweeper:
                     await self.sweep(app_id, watermark)
             except Unavailable:
                 log.warning("app sweep postponed: redis unavailable")
+            except Exception:
+                log.exception("app sweep failed; retrying later")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval):
                     await self._wake.wait()
