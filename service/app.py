@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from service import clients_file
 from service.api import health, native, openapi
 from service.api.errors import ERROR_RENDERERS, error_middleware
-from service.api.responses import SERVICE, SETTINGS, STORE, SWEEPER
+from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
+from service.clients import ClientRegistry
 from service.errors import Unavailable
 from service.service import TokenService
 from service.settings import Settings
@@ -26,10 +28,12 @@ EMBEDDED_WARNING = (
 )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web.Application:
+    """The service; ``clients`` None: from ``settings`` (may raise ClientsError)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[ERROR_RENDERERS] = {}
+    app[CLIENTS] = clients_file.for_settings(settings) if clients is None else clients
     store = TokenStore(settings)
     app[STORE] = store
     app[SERVICE] = TokenService(store, settings)

@@ -1,15 +1,47 @@
-"""Helpers shared by tests: issuing through HTTP and reading what Redis holds."""
+"""Helpers shared by tests: credentials, issuing through HTTP, reading what Redis holds."""
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
 from typing import Any, cast
 
 from aiohttp.test_utils import TestClient
 from redis.asyncio import RedisCluster
 
+from service.clients import hash_secret
 from service.redis_client import AnyRedis
 
 Client = TestClient[Any, Any]
+ADMIN_ID = "test-admin"
+ADMIN_SECRET = "tkc_test-admin-secret-0123456789"
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def bare(secret: str) -> dict[str, str]:
+    return {"Authorization": secret}
+
+
+ADMIN_HEADERS = bearer(ADMIN_SECRET)
+
+
+def client_entry(client_id: str, secret: str, permissions: list[str], apps: list[str]) -> Any:
+    digest = hash_secret(secret).hex()
+    return {"id": client_id, "secret_sha256": digest, "permissions": permissions, "apps": apps}
+
+
+def write_clients(path: Path, *entries: Any) -> Path:
+    path.write_text(json.dumps({"clients": list(entries)}), encoding="utf-8")
+    return path
 
 
 async def issue(client: Client, user_id: str = "alice", app_id: str = "app", **extra: Any) -> Any:
