@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service import clients_file
-from service.api import health, native, openapi
+from service.api import access, health, native, openapi
 from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
 from service.clients import ClientRegistry
@@ -30,9 +30,13 @@ EMBEDDED_WARNING = (
 
 def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web.Application:
     """The service; ``clients`` None: from ``settings`` (may raise ClientsError)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, access.access_middleware],
+    )
     app[SETTINGS] = settings
     app[ERROR_RENDERERS] = {}
+    app[access.RULES] = {}
     app[CLIENTS] = clients_file.for_settings(settings) if clients is None else clients
     store = TokenStore(settings)
     app[STORE] = store
@@ -42,6 +46,7 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     health.setup(app)
     native.setup(app)
     openapi.setup(app)
+    access.check_rules(app)
     return app
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
 from redis.asyncio import RedisCluster
 
@@ -56,6 +57,18 @@ async def introspect(client: Client, token: str) -> Any:
     return await response.json()
 
 
+async def call_as(
+    client: Client, headers: Any, method: str, path: str, **kwargs: Any
+) -> tuple[int, Any, Any]:
+    """(status, headers, JSON body) of a call with these credentials only (None: none), not
+    the client's default ones."""
+    async with (
+        ClientSession() as session,
+        session.request(method, client.make_url(path), headers=headers, **kwargs) as response,
+    ):
+        return response.status, response.headers, await response.json()
+
+
 async def all_keys(redis: AnyRedis) -> list[bytes]:
     """Every key on every node (the test servers hold nothing else)."""
     if isinstance(redis, RedisCluster):
@@ -84,3 +97,20 @@ async def dump_values(redis: AnyRedis) -> bytes:
             for _id, fields in await r.xrange(key):
                 out += b"".join(k + v for k, v in fields.items())
     return out
+
+
+async def snapshot(redis: AnyRedis) -> dict[bytes, Any]:
+    """Every key with its type and value (not its TTL), to assert that a call changed nothing."""
+    r = cast(Any, redis)
+    state: dict[bytes, Any] = {}
+    for key in sorted(await all_keys(redis)):
+        kind = (await r.type(key)).decode()
+        readers = {
+            "hash": lambda k: r.hgetall(k),
+            "zset": lambda k: r.zrange(k, 0, -1, withscores=True),
+            "string": lambda k: r.get(k),
+            "list": lambda k: r.lrange(k, 0, -1),
+            "stream": lambda k: r.xrange(k),
+        }
+        state[key] = (kind, await readers[kind](key))
+    return state

@@ -7,7 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from service import __version__
+from service.api import access
 from service.api.responses import json_response
+from service.auth import OPEN
 
 Schema = dict[str, Any]
 
@@ -166,3 +168,4 @@ async def serve_document(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/openapi.json", serve_document, name="health.openapi", allow_head=False)
+    access.declare(app, {"health.openapi": OPEN})
