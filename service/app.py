@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.api import fusionauth, health, native, oauth, onegini, openapi, usergrid
+from service import clients_file
+from service.api import access, fusionauth, health, native, oauth, onegini, openapi, usergrid
 from service.api.errors import ERROR_RENDERERS, error_middleware
-from service.api.responses import SERVICE, SETTINGS, STORE, SWEEPER
+from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
+from service.clients import ClientRegistry
 from service.errors import Unavailable
 from service.service import TokenService
 from service.settings import Settings
@@ -26,10 +28,16 @@ EMBEDDED_WARNING = (
 )
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web.Application:
+    """The service; ``clients`` None: from ``settings`` (may raise ClientsError)."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, access.access_middleware],
+    )
     app[SETTINGS] = settings
     app[ERROR_RENDERERS] = {}
+    app[access.RULES] = {}
+    app[CLIENTS] = clients_file.for_settings(settings) if clients is None else clients
     store = TokenStore(settings)
     app[STORE] = store
     app[SERVICE] = TokenService(store, settings)
@@ -42,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     onegini.setup(app)
     usergrid.setup(app)  # last: its /{org}/{app}/... pattern is the broadest
     openapi.setup(app)
+    access.check_rules(app)
     return app
 
 

@@ -1,4 +1,5 @@
-"""The ``tokenstore`` command: ``serve`` runs the service, ``healthcheck`` probes it."""
+"""The ``tokenstore`` command: ``serve`` runs the service, ``healthcheck`` probes it,
+``client add`` creates or renews an API client in the clients file."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from service import clients_file
 from service.app import create_app
+from service.clients_file import ClientsError
 from service.logs import configure
-from service.settings import Settings, SettingsError
+from service.settings import Settings, SettingsError, env_name
+
+CONFIG_ERROR = 2
 
 
 def serve(settings: Settings) -> int:
+    app = create_app(settings)  # first: a bad clients file is reported before anything starts
     configure(settings.log_level)
     try:
         import uvloop
@@ -23,7 +29,7 @@ def serve(settings: Settings) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None)
     return 0
 
 
@@ -36,17 +42,55 @@ def healthcheck(settings: Settings) -> int:
         return 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def add_client(settings: Settings, args: argparse.Namespace) -> int:
+    path = args.file or settings.clients_file
+    if not path:
+        raise ClientsError(f"no clients file: pass --file PATH or set {env_name('clients_file')}")
+    secret = clients_file.add_client(
+        path, args.id, _comma_list(args.permissions), _comma_list(args.apps)
+    )
+    print(f"client {args.id!r} written to {path} (its hash only); its secret, shown once:",
+          file=sys.stderr)  # fmt: skip
+    print(secret)
+    return 0
+
+
+def _comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokenstore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the HTTP service (settings from TOKENSTORE_*)")
     commands.add_parser("healthcheck", help="exit 0 if the local service answers /healthz")
-    args = parser.parse_args(argv)
+    client = commands.add_parser("client", help="manage API clients in the clients file")
+    actions = client.add_subparsers(dest="action", required=True)
+    add = actions.add_parser(
+        "add",
+        help="add a client, or give an existing one a new secret and these rights",
+        description="Prints a new random secret once on stdout; the file keeps only its hash.",
+    )
+    add.add_argument("--id", required=True, help="client id: A-Z a-z 0-9 . _ - (1-64)")
+    add.add_argument(
+        "--permissions",
+        required=True,
+        help="comma-separated: introspect, issue, read, revoke, admin (admin implies all)",
+    )
+    add.add_argument("--apps", required=True, help="comma-separated app ids, or '*' for all")
+    add.add_argument("--file", help=f"clients file (default: ${env_name('clients_file')})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        if args.command == "serve":
+            return serve(settings)
+        if args.command == "client":
+            return add_client(settings, args)
+    except (SettingsError, ClientsError) as exc:
         print(f"tokenstore: configuration error: {exc}", file=sys.stderr)
-        return 2
-    if args.command == "serve":
-        return serve(settings)
+        return CONFIG_ERROR
     return healthcheck(settings)

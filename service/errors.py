@@ -39,6 +39,10 @@ class Unauthorized(TokenStoreError):
     status = 401
     default_code = "unauthorized"
 
+    def __init__(self, message: str, *, challenge: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.challenge = challenge  # the WWW-Authenticate header: how to authenticate
+
 
 class Forbidden(TokenStoreError):
     status = 403

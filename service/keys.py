@@ -10,6 +10,8 @@ never appear in key names (they may hold braces); only hashes of them do.
 - ``a:{apphash.bucket}`` zset user tag -> newest expiry: the users holding tokens of an app,
   split in buckets so no key grows big; expires with its newest member.
 - ``p:<digest>`` string: id of a registered (externally minted) token; expires with it.
+- ``e:{tag}`` list: the user's recent revocation events (JSON), newest first, capped; expires
+  after the longest token lifetime without a new one.
 - ``{w}aw`` hash app id -> revoked_before ms (app watermarks); ``{w}sweeps`` the same for
   sweeps not finished. Both expire after the longest token lifetime.
 - ``events`` stream: revocation events, trimmed by MINID to the longest token lifetime.
@@ -45,6 +47,9 @@ class Keys:
 
     def user_index(self, tag: str) -> str:
         return f"{self.prefix}u:{{{tag}}}"
+
+    def user_events(self, tag: str) -> str:
+        return f"{self.prefix}e:{{{tag}}}"
 
     def app_bucket(self, app_id: str, bucket: int) -> str:
         return f"{self.prefix}a:{{{app_hash(app_id)}.{bucket}}}"

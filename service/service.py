@@ -1,6 +1,7 @@
 """TokenService: the rules of issuing, checking, listing and revoking tokens.
 
-Every API dialect calls this one class; it never touches Redis itself (store.py does).
+Every API dialect calls this one class; it never touches Redis itself (store.py does). Each
+operation takes the caller's Scope: tokens outside it are treated as if they did not exist.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 import orjson
 
 from service import tokens, validation
-from service.errors import BadRequest, Conflict, NotFound
+from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.keys import APP_BUCKETS
 from service.records import TokenDraft, TokenRecord, decode
+from service.scope import EVERYTHING, Scope
 from service.settings import Settings
 from service.store import BUCKETS_PER_ROUND, IdClash, TokenStore, now_ms
 from service.tokens import TokenId
@@ -35,17 +37,7 @@ class Actor:
 
     name: str = "anonymous"
     info: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """Whose token a by-id or by-value revocation may touch (None: anyone's)."""
-
-    user_id: str | None = None
-    app_id: str | None = None
-
-    def holds(self, record: TokenRecord) -> bool:
-        return self.user_id in (None, record.user_id) and self.app_id in (None, record.app_id)
+    via: str | None = None  # self-service: id of the token the user presented
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +76,16 @@ class TokenService:
         )
 
     async def issue(
-        self, draft: TokenDraft, *, ttl: int | None = None, token: str | None = None
+        self,
+        draft: TokenDraft,
+        *,
+        ttl: int | None = None,
+        token: str | None = None,
+        scope: Scope = EVERYTHING,
     ) -> IssuedToken:
         """Mint a token, or register an externally minted ``token`` value."""
+        if scope.user_id is not None or not scope.admits_app(draft.app_id):
+            raise Forbidden("this client may not issue tokens for this app")
         s = self.settings
         ttl_ms = validation.ttl(ttl, s.default_ttl, s.max_ttl) * 1000
         if token is not None:
@@ -125,10 +124,11 @@ class TokenService:
 
     # --- check ------------------------------------------------------------------------------
 
-    async def introspect(self, value: str) -> TokenRecord | None:
-        """The record of a live token, or None for anything else (never an error)."""
+    async def introspect(self, value: str, scope: Scope = EVERYTHING) -> TokenRecord | None:
+        """The record of a live token in scope, or None for anything else (never an error)."""
         tid = await self._locate(value)
-        return None if tid is None else await self._live(tid, tokens.digest(value))
+        record = None if tid is None else await self._live(tid, tokens.digest(value))
+        return record if record is not None and scope.admits(record) else None
 
     async def _locate(self, value: str) -> TokenId | None:
         if not 0 < len(value) <= tokens.MAX_TOKEN_CHARS:
@@ -148,14 +148,18 @@ class TokenService:
             return None
         return record
 
-    async def get(self, token_id: str) -> TokenRecord:
+    async def get(self, token_id: str, scope: Scope = EVERYTHING) -> TokenRecord:
         record = await self._live(_parse_id(token_id), None)
-        if record is None:
+        if record is None or not scope.admits(record):
             raise NotFound("no such token")
         return record
 
-    async def list_user(self, user_id: str, app_id: str | None = None) -> list[TokenRecord]:
+    async def list_user(
+        self, user_id: str, app_id: str | None = None, scope: Scope = EVERYTHING
+    ) -> list[TokenRecord]:
         tag = tokens.user_tag(await self.store.tag_key(), validation.identifier("user_id", user_id))
+        if not scope.admits_user(user_id):
+            return []
         rows = await self.store.list_user(tag)
         watermarks = await self.store.watermarks()
         now = now_ms()
@@ -167,16 +171,21 @@ class TokenService:
                 if r is not None
                 and r.user_id == user_id
                 and (app_id is None or r.app_id == app_id)
+                and scope.admits_app(r.app_id)
                 and r.expires_at > now
                 and r.created_us >= watermarks.get(r.app_id, 0)
             ),
             key=lambda r: (-r.created_us, r.id),
         )
 
-    async def list_app(self, app_id: str, limit: int, cursor: str | None = None) -> AppPage:
+    async def list_app(
+        self, app_id: str, limit: int, cursor: str | None = None, scope: Scope = EVERYTHING
+    ) -> AppPage:
         """One page of an app's live tokens, ordered by (bucket, user tag, id)."""
         validation.identifier("app_id", app_id)
         start = _AppCursor.parse(cursor)
+        if scope.user_id is not None or not scope.admits_app(app_id):
+            return AppPage([], None)
         watermark = (await self.store.watermarks()).get(app_id, 0)
         page: list[tuple[int, TokenRecord]] = []
         for bucket in range(start.bucket, APP_BUCKETS, BUCKETS_PER_ROUND):
@@ -211,29 +220,24 @@ class TokenService:
     # --- revoke -----------------------------------------------------------------------------
 
     async def revoke_id(
-        self, token_id: str, actor: Actor = Actor(), owner: Owner | None = None
+        self, token_id: str, actor: Actor = Actor(), scope: Scope = EVERYTHING
     ) -> list[str]:
-        """Revoke one token by id; with ``owner``, only if it is that owner's."""
         tid = _parse_id(token_id)
-        if owner is not None:
-            record = await self._live(tid, None)
-            if record is None or not owner.holds(record):
-                return []
-        app = await self.store.revoke_one(tid)
-        if app is None:
+        revoked = await self.store.revoke_one(tid, user_id=scope.user_id or "", apps=scope.apps)
+        if revoked is None:
             return []
-        await self._emit("token", tid.tag, [(tid.rid, app)], actor)
+        app, user_id = revoked
+        await self._emit("token", tid.tag, [(tid.rid, app)], actor, user_id)
         return [str(tid)]
 
     async def revoke_token(
-        self, value: str, actor: Actor = Actor(), owner: Owner | None = None
+        self, value: str, actor: Actor = Actor(), scope: Scope = EVERYTHING
     ) -> list[str]:
-        """Revoke one live token by value; with ``owner``, only if it is that owner's."""
         tid = await self._locate(value)
         record = None if tid is None else await self._live(tid, tokens.digest(value))
-        if record is None or (owner is not None and not owner.holds(record)):
+        if record is None or not scope.admits(record):
             return []
-        revoked = await self.revoke_id(record.id, actor)
+        revoked = await self.revoke_id(record.id, actor, scope)
         if not tokens.looks_minted(value):
             await self.store.drop_pointer(tokens.digest(value))
         return revoked
@@ -244,27 +248,47 @@ class TokenService:
         app_id: str | None = None,
         keep_id: str | None = None,
         actor: Actor = Actor(),
+        scope: Scope = EVERYTHING,
     ) -> list[str]:
+        """Revoke the user's tokens of ``app_id`` (None: of every app in scope) but ``keep_id``."""
         validation.identifier("user_id", user_id)
         tag = tokens.user_tag(await self.store.tag_key(), user_id)
         keep = _parse_id(keep_id) if keep_id else None
+        if not scope.admits_user(user_id):
+            return []
         revoked, _ = await self.store.revoke_user(
             tag,
             user_id=user_id,
-            app_id=app_id or "",
+            apps=scope.bulk_apps(app_id),
             keep_rid=keep.rid if keep is not None and keep.tag == tag else "",
         )
         await self._emit("user", tag, revoked, actor, user_id, scope_app=app_id)
         return [str(TokenId(tag, rid)) for rid, _ in revoked]
 
-    async def revoke_app(self, app_id: str, actor: Actor = Actor()) -> int:
+    async def revoke_app(
+        self, app_id: str, actor: Actor = Actor(), scope: Scope = EVERYTHING
+    ) -> int:
         """Revokes every token of the app created until now; returns that time in epoch ms."""
         validation.identifier("app_id", app_id)
+        if scope.user_id is not None or not scope.admits_app(app_id):
+            raise Forbidden("this client may not revoke the tokens of this app")
         watermark_us = await self.store.revoke_app(app_id, self._retention_ms)
         watermark = -(-watermark_us // 1000)
         event: dict[str, str | int] = {"kind": "app", "app_id": app_id, "revoked_before": watermark}
         await self.store.append_event({**event, **_actor_fields(actor)}, self._retention_ms)
         return watermark
+
+    async def user_events(self, user_id: str, scope: Scope = EVERYTHING) -> list[dict[str, Any]]:
+        """The user's recent revocations (not app-wide ones) in scope, newest first."""
+        tag = tokens.user_tag(await self.store.tag_key(), validation.identifier("user_id", user_id))
+        if not scope.admits_user(user_id):
+            return []
+        events = []
+        for event in await self.store.user_events(tag):
+            # Another user may share the tag (1 in 2**80); the id tells them apart.
+            if event.get("user_id") == user_id and scope.admits_app(str(event.get("app_id"))):
+                events.append(_public_event(event))
+        return events
 
     async def _emit(
         self,
@@ -272,20 +296,22 @@ class TokenService:
         tag: str,
         revoked: list[tuple[str, str]],
         actor: Actor,
-        user_id: str | None = None,
+        user_id: str,
         scope_app: str | None = None,
     ) -> None:
-        """One event per app touched, so a feed can be filtered by app."""
+        """One event per app touched, so a feed can be filtered by app; each also goes to the
+        user's own recent events."""
         by_app: dict[str, list[str]] = defaultdict(list)
         for rid, app in revoked:
             by_app[app].append(str(TokenId(tag, rid)))
         for app, ids in by_app.items():
-            event: dict[str, str | int] = {"kind": kind, "app_id": app, "ids": ",".join(ids)}
-            if user_id is not None:
-                event["user_id"] = user_id
+            event: dict[str, str | int] = {
+                "kind": kind, "app_id": app, "ids": ",".join(ids), "user_id": user_id,
+            }  # fmt: skip
             if scope_app is not None:
                 event["scope"] = "user_app"
-            await self.store.append_event({**event, **_actor_fields(actor)}, self._retention_ms)
+            fields = {**event, **_actor_fields(actor)}
+            await self.store.append_event(fields, self._retention_ms, user_tag=tag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,9 +344,27 @@ class _AppCursor:
 
 def _actor_fields(actor: Actor) -> dict[str, str | int]:
     fields: dict[str, str | int] = {"actor": actor.name, "at": now_ms()}
+    if actor.via:
+        fields["via"] = actor.via
     if actor.info:
         fields["info"] = orjson.dumps(actor.info).decode()
     return fields
+
+
+def _public_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A stored event as the API shows it: every field present, ids a list, info an object."""
+    info = event.get("info")
+    return {
+        "kind": event.get("kind"),
+        "user_id": event.get("user_id"),
+        "app_id": event.get("app_id"),
+        "ids": str(event.get("ids", "")).split(","),
+        "scope": event.get("scope"),
+        "actor": event.get("actor"),
+        "via": event.get("via"),
+        "at": event.get("at"),
+        "info": orjson.loads(info) if info else None,
+    }
 
 
 def _parse_id(token_id: str) -> TokenId:

@@ -54,6 +54,10 @@ def _key_prefix(raw: str) -> str:
     return raw
 
 
+def _optional_path(raw: str) -> str | None:
+    return raw or None
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -92,6 +96,9 @@ class Settings:
         4096, _int_in(2, 65_536), "Largest token `metadata` object, as JSON bytes."
     )
     log_level: str = _setting("INFO", _log_level, "Log level.")
+    clients_file: str | None = _setting(
+        None, _optional_path, "JSON file of API clients; required with a Redis URL."
+    )
 
     def __post_init__(self) -> None:
         if self.default_ttl > self.max_ttl:

@@ -7,11 +7,12 @@ through the per-tick batcher. Nothing here decides policy; that is service.py's 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, cast
 
+import orjson
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
@@ -22,9 +23,14 @@ from service.redis_client import AnyRedis, RedisConnector, redis_errors_as_unava
 from service.settings import Settings
 from service.tokens import TokenId
 
-SCRIPTS = ("issue", "index_app", "revoke_one", "revoke_user", "list_user", "revoke_app")
+SCRIPTS = (
+    "issue", "index_app", "revoke_one", "revoke_user", "list_user", "revoke_app",
+    "log_user_event",
+)  # fmt: skip
 # The sweep and app listings read this many buckets per pipeline.
 BUCKETS_PER_ROUND = 128
+# A user's own event list keeps this many recent revocations (the global stream keeps all).
+USER_EVENTS_KEPT = 100
 
 
 class IdClash(Exception):
@@ -143,23 +149,32 @@ class TokenStore:
         with redis_errors_as_unavailable():
             await client.unlink(self.keys.pointer(token_digest))
 
-    async def revoke_one(self, tid: TokenId) -> str | None:
+    async def revoke_one(
+        self, tid: TokenId, *, user_id: str = "", apps: Collection[str] | None = None
+    ) -> tuple[str, str] | None:
+        """(app, user) of the token revoked; None if there was none of ``user_id`` (""; any)
+        in ``apps`` (None: any)."""
+        if apps is not None and not apps:
+            return None
         keys = [self.keys.token(tid), self.keys.user_index(tid.tag)]
-        app = await self._script("revoke_one", keys, [tid.rid])
-        return app.decode() if app else None
+        result = await self._script("revoke_one", keys, [tid.rid, user_id, *sorted(apps or ())])
+        return (result[0].decode(), result[1].decode()) if result else None
 
     async def revoke_user(
         self,
         tag: str,
         *,
         user_id: str = "",
-        app_id: str = "",
+        apps: Collection[str] | None = None,
         keep_rid: str = "",
         created_before: int | None = None,
     ) -> tuple[list[tuple[str, str]], int]:
-        """(rid, app) of revoked tokens, and the newest expiry of ``app_id`` tokens kept."""
+        """(rid, app) of revoked tokens of ``apps`` (None: every app), and the newest expiry of
+        those apps' tokens kept."""
+        if apps is not None and not apps:
+            return [], 0
         before = "" if created_before is None else created_before
-        args = [self.keys.token_prefix(tag), user_id, app_id, keep_rid, before]
+        args = [self.keys.token_prefix(tag), user_id, keep_rid, before, *sorted(apps or ())]
         result = await self._script("revoke_user", [self.keys.user_index(tag)], args)
         return _pairs(result[1:]), int(result[0])
 
@@ -178,13 +193,27 @@ class TokenStore:
         keys = [self.keys.watermarks, self.keys.sweeps]
         return int(await self._script("revoke_app", keys, [app_id, retention_ms]))
 
-    async def append_event(self, fields: dict[str, str | int], retention_ms: int) -> str:
+    async def append_event(
+        self, fields: dict[str, str | int], retention_ms: int, user_tag: str | None = None
+    ) -> str:
+        """Append to the events stream and, for a user's revocation, to that user's list."""
         client = cast(Any, await self.client())
         with redis_errors_as_unavailable():
             event_id = await client.xadd(
                 self.keys.events, fields, minid=now_ms() - retention_ms, approximate=True
             )
+        if user_tag is not None:
+            keys = [self.keys.user_events(user_tag)]
+            args = [orjson.dumps(fields), USER_EVENTS_KEPT, retention_ms]
+            await self._script("log_user_event", keys, args)
         return str(event_id.decode())
+
+    async def user_events(self, tag: str) -> list[dict[str, Any]]:
+        """The user's recent revocation events, newest first."""
+        client = cast(Any, await self.client())
+        with redis_errors_as_unavailable():
+            raw = await client.lrange(self.keys.user_events(tag), 0, -1)
+        return [orjson.loads(entry) for entry in raw]
 
     # --- app indexes: listing and sweeping ---------------------------------------------------
 

@@ -58,7 +58,7 @@ class AppSweeper:
         async def sweep_user(tag: str) -> tuple[str, int, int]:
             async with limit:
                 revoked, kept = await self.store.revoke_user(
-                    tag, app_id=app_id, created_before=watermark
+                    tag, apps=(app_id,), created_before=watermark
                 )
             return tag, len(revoked), kept
 

@@ -8,11 +8,12 @@ the suite never touches a Redis it did not start.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
+from helpers import ADMIN_HEADERS, ADMIN_ID, ADMIN_SECRET, client_entry, write_clients
 from redis_servers import RedisCluster, RedisServer
 
 from service.api.responses import STORE
@@ -21,7 +22,7 @@ from service.redis_client import AnyRedis
 from service.settings import Settings
 
 BACKENDS = ["standalone", "cluster", "embedded"]
-AiohttpClient = Callable[[web.Application], Any]
+AiohttpClient = Callable[..., Any]
 
 
 @pytest.fixture(scope="session")
@@ -54,13 +55,21 @@ def redis_url(backend: str, request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def settings(redis_url: str | None) -> Settings:
-    return Settings(redis_url=redis_url)
+def clients_file(tmp_path: Path) -> Path:
+    """A clients file with one admin client (for all apps): what ``client`` authenticates as."""
+    admin = client_entry(ADMIN_ID, ADMIN_SECRET, ["admin"], ["*"])
+    return write_clients(tmp_path / "clients.json", admin)
+
+
+@pytest.fixture
+def settings(redis_url: str | None, clients_file: Path) -> Settings:
+    return Settings(redis_url=redis_url, clients_file=str(clients_file))
 
 
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient, settings: Settings) -> TestClient[Any, Any]:
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    """The app, called as the admin client of ``clients_file``."""
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)
     return client
 
 

@@ -1,15 +1,48 @@
-"""Helpers shared by tests: issuing through HTTP and reading what Redis holds."""
+"""Helpers shared by tests: credentials, issuing through HTTP, reading what Redis holds."""
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
 from typing import Any, cast
 
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
 from redis.asyncio import RedisCluster
 
+from service.clients import hash_secret
 from service.redis_client import AnyRedis
 
 Client = TestClient[Any, Any]
+ADMIN_ID = "test-admin"
+ADMIN_SECRET = "tkc_test-admin-secret-0123456789"
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def bare(secret: str) -> dict[str, str]:
+    return {"Authorization": secret}
+
+
+ADMIN_HEADERS = bearer(ADMIN_SECRET)
+
+
+def client_entry(client_id: str, secret: str, permissions: list[str], apps: list[str]) -> Any:
+    digest = hash_secret(secret).hex()
+    return {"id": client_id, "secret_sha256": digest, "permissions": permissions, "apps": apps}
+
+
+def write_clients(path: Path, *entries: Any) -> Path:
+    path.write_text(json.dumps({"clients": list(entries)}), encoding="utf-8")
+    return path
 
 
 async def issue(client: Client, user_id: str = "alice", app_id: str = "app", **extra: Any) -> Any:
@@ -22,6 +55,18 @@ async def introspect(client: Client, token: str) -> Any:
     response = await client.post("/v1/introspect", json={"token": token})
     assert response.status == 200, await response.text()
     return await response.json()
+
+
+async def call_as(
+    client: Client, headers: Any, method: str, path: str, **kwargs: Any
+) -> tuple[int, Any, Any]:
+    """(status, headers, JSON body) of a call with these credentials only (None: none), not
+    the client's default ones."""
+    async with (
+        ClientSession() as session,
+        session.request(method, client.make_url(path), headers=headers, **kwargs) as response,
+    ):
+        return response.status, response.headers, await response.json()
 
 
 async def all_keys(redis: AnyRedis) -> list[bytes]:
@@ -52,3 +97,20 @@ async def dump_values(redis: AnyRedis) -> bytes:
             for _id, fields in await r.xrange(key):
                 out += b"".join(k + v for k, v in fields.items())
     return out
+
+
+async def snapshot(redis: AnyRedis) -> dict[bytes, Any]:
+    """Every key with its type and value (not its TTL), to assert that a call changed nothing."""
+    r = cast(Any, redis)
+    state: dict[bytes, Any] = {}
+    for key in sorted(await all_keys(redis)):
+        kind = (await r.type(key)).decode()
+        readers = {
+            "hash": lambda k: r.hgetall(k),
+            "zset": lambda k: r.zrange(k, 0, -1, withscores=True),
+            "string": lambda k: r.get(k),
+            "list": lambda k: r.lrange(k, 0, -1),
+            "stream": lambda k: r.xrange(k),
+        }
+        state[key] = (kind, await readers[kind](key))
+    return state

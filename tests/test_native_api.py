@@ -7,7 +7,7 @@ import asyncio
 from typing import Any, cast
 
 import pytest
-from helpers import Client, all_keys, dump_values, introspect, issue
+from helpers import ADMIN_HEADERS, Client, all_keys, dump_values, introspect, issue
 
 from service.redis_client import AnyRedis
 
@@ -214,7 +214,8 @@ async def test_per_user_limit_revokes_the_oldest(aiohttp_client: Any, settings: 
 
     from service.app import create_app
 
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, max_tokens_per_user=2)))
+    app = create_app(dataclasses.replace(settings, max_tokens_per_user=2))
+    client = await aiohttp_client(app, headers=ADMIN_HEADERS)
     first = await issue(client, "alice", "web")
     second = await issue(client, "alice", "web")
     third = await issue(client, "alice", "mobile")

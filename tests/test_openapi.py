@@ -7,30 +7,44 @@ from typing import Any
 
 from aiohttp import web
 
+from service.api.access import RULES
 from service.api.openapi import document
 from service.app import create_app
+from service.clients import ClientRegistry
 from service.settings import Settings
 
 
-def _router_operations(app: web.Application) -> set[tuple[str, str]]:
+def _app() -> web.Application:
+    return create_app(Settings(), ClientRegistry([]))
+
+
+def _router_operations(app: web.Application) -> set[tuple[str, str, str]]:
     operations = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter", "")
         path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)
         if route.method != "*":
-            operations.add((route.method.lower(), path))
+            operations.add((route.method.lower(), path, route.name or ""))
     return operations
 
 
+def _document() -> dict[str, Any]:
+    return document(_app()[RULES])
+
+
 def test_document_matches_router() -> None:
-    doc = document()
-    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
-    assert documented == _router_operations(create_app(Settings()))
+    doc = _document()
+    documented = {
+        (method, path, op["operationId"])
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    }
+    assert documented == _router_operations(_app())
 
 
 def test_document_is_openapi_31_with_resolvable_refs() -> None:
-    doc = document()
+    doc = _document()
     assert doc["openapi"].startswith("3.1")
     text = repr(doc)
     for name in re.findall(r"#/components/schemas/(\w+)", text):
@@ -42,8 +56,8 @@ def test_document_is_openapi_31_with_resolvable_refs() -> None:
             assert names == set(re.findall(r"\{(\w+)\}", path)), path
 
 
-async def test_document_is_served(aiohttp_client: Any) -> None:
-    client = await aiohttp_client(create_app(Settings()))
+async def test_document_is_served_without_credentials(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(_app())
     response = await client.get("/openapi.json")
     assert response.status == 200
-    assert (await response.json())["paths"].keys() == document()["paths"].keys()
+    assert (await response.json())["paths"].keys() == _document()["paths"].keys()

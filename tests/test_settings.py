@@ -43,6 +43,17 @@ def test_default_ttl_above_max_is_refused() -> None:
         Settings.from_env({"TOKENSTORE_DEFAULT_TTL": "100", "TOKENSTORE_MAX_TTL": "10"})
 
 
-def test_readme_configuration_table_lists_every_setting() -> None:
-    table = set(re.findall(r"^\| `(TOKENSTORE_[A-Z_]+)` \|", README.read_text(), re.MULTILINE))
-    assert table == {name for name, _default, _doc in documented_settings()}
+def _readme_table() -> dict[str, str]:
+    """variable -> default column of the README's "Configuration" table."""
+    section = README.read_text(encoding="utf-8").split("\n## Configuration\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(TOKENSTORE_[A-Z_]+)` \| ([^|]*) \|", section, re.MULTILINE)
+    return {name: default.strip() for name, default in rows}
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    table = _readme_table()
+    assert sorted(table) == sorted(name for name, _, _ in documented_settings())
+    for name, default, _ in documented_settings():
+        shown = "(unset)" if default is None else f"`{default}`"
+        assert table[name] == shown, name

@@ -7,10 +7,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as sync_redis
+from aiohttp import web
+from helpers import ADMIN_HEADERS
 from redis_servers import REDIS_SERVER, RedisServer, free_port
 
 from service import tokens
@@ -38,13 +41,17 @@ async def assert_unavailable(client: Any, token: str) -> None:
     assert (await client.get("/healthz")).status == 200
 
 
-async def test_redis_going_away_fails_closed(aiohttp_client: Any) -> None:
+def _app(url: str, clients_file: Path) -> web.Application:
+    return create_app(
+        Settings(redis_url=url, redis_timeout=FAST_TIMEOUT, clients_file=str(clients_file))
+    )
+
+
+async def test_redis_going_away_fails_closed(aiohttp_client: Any, clients_file: Path) -> None:
     server = RedisServer()
     server.start()
     try:
-        client = await aiohttp_client(
-            create_app(Settings(redis_url=server.url, redis_timeout=FAST_TIMEOUT))
-        )
+        client = await aiohttp_client(_app(server.url, clients_file), headers=ADMIN_HEADERS)
         issued = await (
             await client.post("/v1/tokens", json={"user_id": "u", "app_id": "a"})
         ).json()
@@ -75,9 +82,11 @@ def start_redis_on(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("redis-server did not start")
 
 
-async def test_starts_without_redis_then_recovers(aiohttp_client: Any, unstarted_port: int) -> None:
+async def test_starts_without_redis_then_recovers(
+    aiohttp_client: Any, unstarted_port: int, clients_file: Path
+) -> None:
     url = f"redis://127.0.0.1:{unstarted_port}/0"
-    client = await aiohttp_client(create_app(Settings(redis_url=url, redis_timeout=FAST_TIMEOUT)))
+    client = await aiohttp_client(_app(url, clients_file), headers=ADMIN_HEADERS)
     well_formed = tokens.mint(tokens.new_id("0" * 16))
     await assert_unavailable(client, well_formed)  # never replaced by memory
     proc = start_redis_on(unstarted_port)

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from aiohttp import web
 
 from service.api.responses import json_response
-from service.errors import TokenStoreError, Unavailable
+from service.errors import TokenStoreError, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def _from_exception(request: web.Request, exc: BaseException) -> HttpError:
         headers = {}
         if isinstance(exc, Unavailable):
             headers["Retry-After"] = str(exc.retry_after_seconds)
+        elif isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = exc.challenge
         return HttpError(exc.status, exc.code, exc.message, headers)
     if isinstance(exc, web.HTTPException):
         phrase = HTTPStatus(exc.status).phrase

@@ -11,10 +11,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from service.api import access
+from service.api.access import principal
 from service.api.bodies import form_fields
 from service.api.errors import ERROR_RENDERERS, HttpError
 from service.api.responses import SWEEPER, json_response, service
-from service.errors import BadRequest, NotFound
+from service.auth import Rule
+from service.clients import Permission
+from service.errors import BadRequest, Forbidden, NotFound
 from service.records import TokenRecord
 from service.service import Actor
 from service.tokens import parse_id
@@ -53,13 +57,16 @@ async def list_tokens(request: web.Request) -> web.Response:
     user_id = request.query.get("userId")
     if not user_id:
         return _errors({"userId": "You must specify the userId of the refresh tokens."})
-    records = await service(request).list_user(user_id, request.query.get("applicationId"))
+    records = await service(request).list_user(
+        user_id, request.query.get("applicationId"), principal(request).scope
+    )
     return json_response({"refreshTokens": [refresh_token(r) for r in records]})
 
 
 async def get_token(request: web.Request) -> web.Response:
     token_id = _known_id(request)
-    return json_response({"refreshToken": refresh_token(await service(request).get(token_id))})
+    record = await service(request).get(token_id, principal(request).scope)
+    return json_response({"refreshToken": refresh_token(record)})
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -92,22 +99,30 @@ async def revoke(request: web.Request) -> web.Response:
     if not criteria:
         message = "You must specify the token, the userId and/or the applicationId."
         return _errors(dict.fromkeys(CRITERIA, message))
+    caller = principal(request)
     info = body.get("eventInfo")
-    actor = Actor(info=info if isinstance(info, dict) else None)
-    svc = service(request)
-    user_id, app_id = criteria.get("userId"), criteria.get("applicationId")
-    if "token" in criteria:
-        await svc.revoke_token(criteria["token"], actor)
-    elif user_id is not None:
-        await svc.revoke_user(user_id, app_id, actor=actor)
-    elif app_id is not None:
-        await svc.revoke_app(app_id, actor)
-        request.app[SWEEPER].kick()
+    actor = Actor(caller.actor, info=info if isinstance(info, dict) else None)
+    await _revoke(request, criteria, actor)
     return web.Response(status=200)
 
 
+async def _revoke(request: web.Request, criteria: dict[str, str], actor: Actor) -> None:
+    svc, caller = service(request), principal(request)
+    user_id, app_id = criteria.get("userId"), criteria.get("applicationId")
+    if "token" in criteria:
+        await svc.revoke_token(criteria["token"], actor, caller.scope)
+    elif user_id is not None:
+        await svc.revoke_user(user_id, app_id, actor=actor, scope=caller.scope)
+    elif app_id is not None:
+        if not caller.may(Permission.ADMIN):
+            raise Forbidden("revoking every token of an application needs the admin permission")
+        await svc.revoke_app(app_id, actor, caller.scope)
+        request.app[SWEEPER].kick()
+
+
 async def revoke_by_id(request: web.Request) -> web.Response:
-    if not await service(request).revoke_id(_known_id(request)):
+    caller = principal(request)
+    if not await service(request).revoke_id(_known_id(request), caller.as_actor(), caller.scope):
         raise NotFound("no such refresh token")
     return web.Response(status=200)
 
@@ -124,8 +139,17 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return json_response(body, error.status, error.headers)
 
 
+RULES = {
+    "fusionauth.list": Rule(Permission.READ),
+    "fusionauth.get": Rule(Permission.READ),
+    "fusionauth.revoke": Rule(Permission.REVOKE),  # applicationId alone: admin, checked above
+    "fusionauth.revoke_by_id": Rule(Permission.REVOKE),
+}
+
+
 def setup(app: web.Application) -> None:
     app[ERROR_RENDERERS]["fusionauth"] = render_error
+    access.declare(app, RULES)
     app.router.add_routes(
         [
             web.get("/api/jwt/refresh", list_tokens, name="fusionauth.list", allow_head=False),

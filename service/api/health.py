@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.api import access
 from service.api.responses import STORE, json_response
+from service.auth import OPEN
 from service.errors import Unavailable
 
 
@@ -28,3 +30,4 @@ async def readyz(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz, name="health.healthz", allow_head=False)
     app.router.add_get("/readyz", readyz, name="health.readyz", allow_head=False)
+    access.declare(app, {"health.healthz": OPEN, "health.readyz": OPEN})

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.api import access
+from service.api.access import principal
 from service.api.bodies import Fields, json_object, query_int
 from service.api.responses import SWEEPER, json_response, service
+from service.auth import Rule
+from service.clients import Permission
 
 ISSUE_FIELDS = {
     "user_id", "app_id", "ttl", "type", "scopes", "client_name", "device_name", "metadata",
     "token",
 }  # fmt: skip
 INACTIVE = {"active": False}
+
+# What each route needs. Self-service routes also take a user's own token (Bearer), acting on
+# that user's tokens only.
+RULES = {
+    "v1.issue": Rule(Permission.ISSUE),
+    "v1.introspect": Rule(Permission.INTROSPECT),
+    "v1.get_token": Rule(Permission.READ),
+    "v1.revoke_by_id": Rule(Permission.REVOKE, self_service=True),
+    "v1.revoke_by_value": Rule(Permission.REVOKE, self_service=True),
+    "v1.list_user_tokens": Rule(Permission.READ, self_service=True),
+    "v1.revoke_user_tokens": Rule(Permission.REVOKE, self_service=True),
+    "v1.user_events": Rule(Permission.READ),
+    "v1.list_app_tokens": Rule(Permission.READ),
+    "v1.revoke_app_tokens": Rule(Permission.ADMIN),
+}
 
 
 async def issue(request: web.Request) -> web.Response:
@@ -26,7 +45,12 @@ async def issue(request: web.Request) -> web.Response:
         device_name=fields.text("device_name"),
         metadata=fields.mapping("metadata"),
     )
-    issued = await svc.issue(draft, ttl=fields.integer("ttl"), token=fields.text("token"))
+    issued = await svc.issue(
+        draft,
+        ttl=fields.integer("ttl"),
+        token=fields.text("token"),
+        scope=principal(request).scope,
+    )
     body = issued.record.to_json()
     if issued.token is not None:
         body["token"] = issued.token
@@ -39,52 +63,73 @@ def _default(value: str | None, default: str) -> str:
 
 async def introspect(request: web.Request) -> web.Response:
     token = Fields(await json_object(request), {"token"}).required_text("token")
-    record = await service(request).introspect(token)
+    record = await service(request).introspect(token, principal(request).scope)
     body = INACTIVE if record is None else {"active": True, **record.to_json()}
     return json_response(body, headers={"Cache-Control": "no-store"})
 
 
 async def get_token(request: web.Request) -> web.Response:
-    record = await service(request).get(request.match_info["token_id"])
+    token_id = request.match_info["token_id"]
+    record = await service(request).get(token_id, principal(request).scope)
     return json_response(record.to_json())
 
 
 async def revoke_by_id(request: web.Request) -> web.Response:
-    revoked = await service(request).revoke_id(request.match_info["token_id"])
+    caller = principal(request)
+    revoked = await service(request).revoke_id(
+        request.match_info["token_id"], caller.as_actor(), caller.scope
+    )
     return json_response({"revoked": revoked})
 
 
 async def revoke_by_value(request: web.Request) -> web.Response:
     token = Fields(await json_object(request), {"token"}).required_text("token")
-    return json_response({"revoked": await service(request).revoke_token(token)})
+    caller = principal(request)
+    revoked = await service(request).revoke_token(token, caller.as_actor(), caller.scope)
+    return json_response({"revoked": revoked})
 
 
 async def list_user_tokens(request: web.Request) -> web.Response:
     app_id = request.query.get("app_id") or None
-    records = await service(request).list_user(request.match_info["user_id"], app_id)
+    records = await service(request).list_user(
+        request.match_info["user_id"], app_id, principal(request).scope
+    )
     return json_response({"tokens": [r.to_json() for r in records]})
 
 
 async def revoke_user_tokens(request: web.Request) -> web.Response:
+    caller = principal(request)
     revoked = await service(request).revoke_user(
         request.match_info["user_id"],
         app_id=request.query.get("app_id") or None,
         keep_id=request.query.get("except") or None,
+        actor=caller.as_actor(),
+        scope=caller.scope,
     )
     return json_response({"revoked": revoked})
+
+
+async def user_events(request: web.Request) -> web.Response:
+    events = await service(request).user_events(
+        request.match_info["user_id"], principal(request).scope
+    )
+    return json_response({"events": events})
 
 
 async def list_app_tokens(request: web.Request) -> web.Response:
     limit = query_int(request.query, "limit", default=100, low=1, high=1000)
     page = await service(request).list_app(
-        request.match_info["app_id"], limit, request.query.get("cursor")
+        request.match_info["app_id"], limit, request.query.get("cursor"), principal(request).scope
     )
     tokens = [r.to_json() for r in page.tokens]
     return json_response({"tokens": tokens, "next_cursor": page.next_cursor})
 
 
 async def revoke_app_tokens(request: web.Request) -> web.Response:
-    watermark = await service(request).revoke_app(request.match_info["app_id"])
+    caller = principal(request)
+    watermark = await service(request).revoke_app(
+        request.match_info["app_id"], caller.as_actor(), caller.scope
+    )
     request.app[SWEEPER].kick()
     return json_response({"revoked_before": watermark})
 
@@ -109,6 +154,12 @@ def setup(app: web.Application) -> None:
                 "/v1/users/{user_id:[^/]+}/tokens", revoke_user_tokens, name="v1.revoke_user_tokens"
             ),
             web.get(
+                "/v1/users/{user_id:[^/]+}/events",
+                user_events,
+                name="v1.user_events",
+                allow_head=False,
+            ),
+            web.get(
                 "/v1/apps/{app_id:[^/]+}/tokens",
                 list_app_tokens,
                 name="v1.list_app_tokens",
@@ -119,3 +170,4 @@ def setup(app: web.Application) -> None:
             ),
         ]
     )
+    access.declare(app, RULES)

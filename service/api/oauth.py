@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.api import access
+from service.api.access import principal
 from service.api.bodies import form_fields
 from service.api.errors import ERROR_RENDERERS, HttpError
 from service.api.responses import json_response, service
+from service.auth import Rule
+from service.clients import Permission
 from service.errors import BadRequest
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -26,7 +30,8 @@ async def _token_field(request: web.Request) -> str:
 
 
 async def introspect(request: web.Request) -> web.Response:
-    record = await service(request).introspect(await _token_field(request))
+    token = await _token_field(request)
+    record = await service(request).introspect(token, principal(request).scope)
     if record is None:
         return json_response({"active": False}, headers=NO_STORE)
     body = {
@@ -43,7 +48,10 @@ async def introspect(request: web.Request) -> web.Response:
 
 
 async def revoke(request: web.Request) -> web.Response:
-    await service(request).revoke_token(await _token_field(request))
+    caller = principal(request)
+    await service(request).revoke_token(
+        await _token_field(request), caller.as_actor(), caller.scope
+    )
     return web.Response(status=200, headers=NO_STORE)
 
 
@@ -55,7 +63,14 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return json_response(body, error.status, {**error.headers, **NO_STORE})
 
 
+RULES = {
+    "oauth.introspect": Rule(Permission.INTROSPECT),
+    "oauth.revoke": Rule(Permission.REVOKE),
+}
+
+
 def setup(app: web.Application) -> None:
     app[ERROR_RENDERERS]["oauth"] = render_error
+    access.declare(app, RULES)
     app.router.add_post("/oauth2/introspect", introspect, name="oauth.introspect")
     app.router.add_post("/oauth2/revoke", revoke, name="oauth.revoke")

@@ -10,11 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
+from service.api import access
+from service.api.access import principal
 from service.api.errors import ERROR_RENDERERS, HttpError
 from service.api.responses import json_response, service
+from service.auth import Rule
+from service.clients import Permission
 from service.errors import NotFound
 from service.records import TokenRecord
-from service.service import Owner
 from service.tokens import parse_id
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -34,7 +37,9 @@ def access_token(record: TokenRecord) -> dict[str, Any]:
 
 
 async def list_tokens(request: web.Request) -> web.Response:
-    records = await service(request).list_user(request.match_info["user_id"])
+    records = await service(request).list_user(
+        request.match_info["user_id"], scope=principal(request).scope
+    )
     if not records:
         raise NotFound("No tokens found")
     return json_response({"tokens": [access_token(r) for r in records]}, headers=NO_STORE)
@@ -43,8 +48,9 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     token_id = request.match_info["token_id"]
     if parse_id(token_id) is not None:
-        owner = Owner(user_id=request.match_info["user_id"])
-        await service(request).revoke_id(token_id, owner=owner)
+        caller = principal(request)
+        scope = caller.scope.within(user_id=request.match_info["user_id"])
+        await service(request).revoke_id(token_id, caller.as_actor(), scope)
     return web.Response(status=204, headers=NO_STORE)
 
 
@@ -52,8 +58,12 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return json_response({"error": error.message}, error.status, {**error.headers, **NO_STORE})
 
 
+RULES = {"onegini.list": Rule(Permission.READ), "onegini.revoke": Rule(Permission.REVOKE)}
+
+
 def setup(app: web.Application) -> None:
     app[ERROR_RENDERERS]["onegini"] = render_error
+    access.declare(app, RULES)
     base = "/oauth/api/v1/users/{user_id:[^/]+}/tokens"
     app.router.add_get(base, list_tokens, name="onegini.list", allow_head=False)
     app.router.add_delete(base + "/{token_id:[^/]+}", revoke, name="onegini.revoke")

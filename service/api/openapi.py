@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 document served at ``/openapi.json``; a test keeps it equal to the router."""
+"""The OpenAPI 3.1 document served at ``/openapi.json``; a test keeps it equal to the router.
+
+Each operation's ``operationId`` is its route name; who may call it (security, 401/403) is
+filled in from the routes' access rules, so the document cannot disagree with them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from service import __version__
+from service.api import access
 from service.api.responses import json_response
+from service.auth import OPEN, Rule
 
 Schema = dict[str, Any]
 
@@ -23,6 +29,8 @@ def _json(schema: Schema, description: str) -> Schema:
 def _errors(*statuses: int) -> dict[str, Schema]:
     text = {
         400: "Malformed or invalid input",
+        401: "Missing or wrong credentials (WWW-Authenticate says which forms)",
+        403: "Valid credentials without the permission (or for another app)",
         404: "No such resource",
         409: "Already exists",
         413: "Body too large",
@@ -60,47 +68,62 @@ TOKEN_VALUE = {
 }
 
 PATHS: dict[str, dict[str, Schema]] = {
-    "/healthz": {"get": {"summary": "Liveness: the process runs (never asks Redis)",
+    "/healthz": {"get": {"operationId": "health.healthz",
+                         "summary": "Liveness: the process runs (never asks Redis)",
                          "responses": {"200": {"description": "Alive"}}}},
-    "/readyz": {"get": {"summary": "Readiness: Redis answers",
+    "/readyz": {"get": {"operationId": "health.readyz", "summary": "Readiness: Redis answers",
                         "responses": {"200": {"description": "Ready"},
                                       "503": {"description": "Not ready"}}}},
-    "/openapi.json": {"get": {"summary": "This document",
+    "/openapi.json": {"get": {"operationId": "health.openapi", "summary": "This document",
                               "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     "/v1/tokens": {"post": {
+        "operationId": "v1.issue",
         "summary": "Mint a token, or register an externally minted one (with `token`)",
         "requestBody": _body(_ref("IssueRequest")),
         "responses": {"201": _json(_ref("IssuedToken"), "Stored; `token` only when minted"),
                       **_errors(400, 409, 413, 503)}}},
     "/v1/introspect": {"post": {
+        "operationId": "v1.introspect",
         "summary": "Is this token live? Unknown, malformed, expired or revoked: active false",
         "requestBody": _body(TOKEN_VALUE),
         "responses": {"200": _json(_ref("Introspection"), "The answer"), **_errors(400, 503)}}},
     "/v1/tokens/{token_id}": {
-        "get": {"summary": "One live token's record", "parameters": [TOKEN_ID],
+        "get": {"operationId": "v1.get_token",
+                "summary": "One live token's record", "parameters": [TOKEN_ID],
                 "responses": {"200": _json(_ref("TokenRecord"), "The record"),
                               **_errors(400, 404, 503)}},
-        "delete": {"summary": "Revoke a token by id (idempotent)", "parameters": [TOKEN_ID],
+        "delete": {"operationId": "v1.revoke_by_id",
+                   "summary": "Revoke a token by id (idempotent)", "parameters": [TOKEN_ID],
                    "responses": {"200": REVOKED, **_errors(400, 503)}}},
     "/v1/revoke": {"post": {
+        "operationId": "v1.revoke_by_value",
         "summary": "Revoke a token by value", "requestBody": _body(TOKEN_VALUE),
         "responses": {"200": REVOKED, **_errors(400, 503)}}},
     "/v1/users/{user_id}/tokens": {
-        "get": {"summary": "A user's live tokens, newest first",
+        "get": {"operationId": "v1.list_user_tokens",
+                "summary": "A user's live tokens, newest first",
                 "parameters": [USER_ID, _param("app_id", "query", "Only this application's")],
                 "responses": {"200": _json(_ref("TokenList"), "The tokens"),
                               **_errors(400, 503)}},
-        "delete": {"summary": "Revoke a user's tokens (log out everywhere)",
+        "delete": {"operationId": "v1.revoke_user_tokens",
+                   "summary": "Revoke a user's tokens (log out everywhere)",
                    "parameters": [USER_ID, _param("app_id", "query", "Only this application's"),
                                   _param("except", "query", "Id of a token to keep")],
                    "responses": {"200": REVOKED, **_errors(400, 503)}}},
+    "/v1/users/{user_id}/events": {"get": {
+        "operationId": "v1.user_events",
+        "summary": "A user's recent revocations (at most 100, newest first; not app-wide ones)",
+        "parameters": [USER_ID],
+        "responses": {"200": _json(_ref("EventList"), "The events"), **_errors(400, 503)}}},
     "/v1/apps/{app_id}/tokens": {
-        "get": {"summary": "An application's live tokens, paged",
+        "get": {"operationId": "v1.list_app_tokens",
+                "summary": "An application's live tokens, paged",
                 "parameters": [APP_ID, _param("limit", "query", "Page size, 1-1000 (100)"),
                                _param("cursor", "query", "`next_cursor` of the previous page")],
                 "responses": {"200": _json(_ref("TokenPage"), "One page"),
                               **_errors(400, 503)}},
-        "delete": {"summary": "Revoke every token of an application, at once",
+        "delete": {"operationId": "v1.revoke_app_tokens",
+                   "summary": "Revoke every token of an application, at once",
                    "parameters": [APP_ID],
                    "responses": {"200": _json(
                        {"type": "object",
@@ -148,9 +171,12 @@ _UG_ANSWER = {
 _UG_TOKEN = [_param("token", "query", "The token to revoke", required=True)]
 
 
-def _usergrid(summary: str, params: list[Schema]) -> dict[str, Schema]:
-    op = {"summary": summary, "parameters": params + _UG_PARAMS, "responses": _UG_ANSWER}
-    return {"put": op, "post": op}
+def _usergrid(name: str, summary: str, params: list[Schema]) -> dict[str, Schema]:
+    return {
+        method: {"operationId": f"usergrid.{name}_{method}", "summary": summary,
+                 "parameters": params + _UG_PARAMS, "responses": _UG_ANSWER}
+        for method in ("put", "post")
+    }  # fmt: skip
 
 
 UG_APP = [
@@ -158,57 +184,61 @@ UG_APP = [
     for n, d in [
         ("org", "Organization (accepted, ignored)"),
         ("app", "Application id"),
-        ("user", "User id"),
+        ("user_id", "User id"),
     ]
 ]
-UG_MGMT = [_param("user", "path", "User id")]
+UG_MGMT = [_param("user_id", "path", "User id")]
 TOKEN_ID_UUID = _param("token_id", "path", "Token id (UUID)")
 PATHS.update({
-    "/oauth2/introspect": {"post": {
+    "/oauth2/introspect": {"post": {"operationId": "oauth.introspect",
         "summary": "RFC 7662 introspection (HTTP Basic client authentication)",
         "requestBody": _FORM_TOKEN,
         "responses": {"200": _json(_ref("OAuthIntrospection"), "Exactly {active:false} if not "
                                    "active; Cache-Control: no-store"), **_OAUTH_ERRORS}}},
-    "/oauth2/revoke": {"post": {
+    "/oauth2/revoke": {"post": {"operationId": "oauth.revoke",
         "summary": "RFC 7009 revocation: 200 whether or not the token existed",
         "requestBody": _FORM_TOKEN,
         "responses": {"200": {"description": "Revoked (empty body)"}, **_OAUTH_ERRORS}}},
     "/api/jwt/refresh": {
-        "get": {"summary": "FusionAuth: a user's refresh tokens, newest first",
+        "get": {"operationId": "fusionauth.list",
+                "summary": "FusionAuth: a user's refresh tokens, newest first",
                 "parameters": [_param("userId", "query", "User id", required=True)],
                 "responses": {"200": _json({"type": "object", "properties": {"refreshTokens": {
                     "type": "array", "items": _ref("RefreshToken")}}}, "The tokens"),
                     **_FA_ERRORS}},
-        "delete": {"summary": "FusionAuth: revoke by token, user, user and application, or "
+        "delete": {"operationId": "fusionauth.revoke",
+                   "summary": "FusionAuth: revoke by token, user, user and application, or "
                               "application (query, JSON body or form body)",
                    "parameters": _FA_CRITERIA,
                    "responses": {"200": {"description": "Revoked (empty body)"},
                                  **_FA_ERRORS}}},
     "/api/jwt/refresh/{token_id}": {
-        "get": {"summary": "FusionAuth: one refresh token", "parameters": [TOKEN_ID_UUID],
+        "get": {"operationId": "fusionauth.get", "summary": "FusionAuth: one refresh token",
+                "parameters": [TOKEN_ID_UUID],
                 "responses": {"200": _json({"type": "object", "properties": {
                     "refreshToken": _ref("RefreshToken")}}, "The token"), **_FA_ERRORS}},
-        "delete": {"summary": "FusionAuth: revoke one refresh token by id",
+        "delete": {"operationId": "fusionauth.revoke_by_id",
+                   "summary": "FusionAuth: revoke one refresh token by id",
                    "parameters": [TOKEN_ID_UUID],
                    "responses": {"200": {"description": "Revoked (empty body)"},
                                  **_FA_ERRORS}}},
-    "/oauth/api/v1/users/{user_id}/tokens": {"get": {
+    "/oauth/api/v1/users/{user_id}/tokens": {"get": {"operationId": "onegini.list",
         "summary": "Onegini-style: a user's access tokens (404 if none)",
         "parameters": [USER_ID],
         "responses": {"200": _json({"type": "object", "properties": {"tokens": {
             "type": "array", "items": _ref("OneginiToken")}}}, "The tokens"),
             "404": _json(_ref("OneginiError"), "No tokens found")}}},
     "/oauth/api/v1/users/{user_id}/tokens/{token_id}": {"delete": {
-        "summary": "Onegini-style: revoke one of the user's tokens; 204 whatever existed",
+        "operationId": "onegini.revoke", "summary": "Onegini-style: revoke one of the user's tokens; 204 whatever existed",
         "parameters": [USER_ID, TOKEN_ID_UUID],
         "responses": {"204": {"description": "Done"}}}},
-    "/{org}/{app}/users/{user}/revoketokens": _usergrid(
+    "/{org}/{app}/users/{user_id}/revoketokens": _usergrid("app_revoketokens",
         "Usergrid: revoke the user's tokens of application {app}", UG_APP),
-    "/{org}/{app}/users/{user}/revoketoken": _usergrid(
+    "/{org}/{app}/users/{user_id}/revoketoken": _usergrid("app_revoketoken",
         "Usergrid: revoke one token of the user in application {app}", UG_APP + _UG_TOKEN),
-    "/management/users/{user}/revoketokens": _usergrid(
+    "/management/users/{user_id}/revoketokens": _usergrid("all_revoketokens",
         "Usergrid: revoke the user's tokens of every application", UG_MGMT),
-    "/management/users/{user}/revoketoken": _usergrid(
+    "/management/users/{user_id}/revoketoken": _usergrid("all_revoketoken",
         "Usergrid: revoke one token of the user", UG_MGMT + _UG_TOKEN),
 })  # fmt: skip
 
@@ -279,21 +309,61 @@ SCHEMAS: dict[str, Schema] = {
     "TokenPage": {"type": "object", "properties": {
         "tokens": {"type": "array", "items": _ref("TokenRecord")},
         "next_cursor": _NULLABLE_STRING}},
+    "EventList": {"type": "object", "properties": {"events": {"type": "array", "items": {
+        "type": "object",
+        "properties": {
+            "kind": {"enum": ["token", "user"]}, "user_id": {"type": "string"},
+            "app_id": {"type": "string"},
+            "ids": {"type": "array", "items": {"type": "string"}},
+            "scope": {"type": ["string", "null"], "description": "`user_app`: one app's"},
+            "actor": {"type": "string",
+                      "description": "Client id, `self` (the user's own token) or `limit`"},
+            "via": {**_NULLABLE_STRING, "description": "Id of the token used by `self`"},
+            "at": {"type": "integer", "description": "Epoch ms"},
+            "info": {"type": ["object", "null"]},
+        }}}}},
 }  # fmt: skip
 
+SECURITY_SCHEMES: dict[str, Schema] = {
+    "basic": {"type": "http", "scheme": "basic",
+              "description": "An API client's id and secret (raw, or form-encoded per RFC 6749)"},
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "An API client's secret; on self-service operations also a "
+                              "user's own live token, acting on that user's tokens only"},
+    "bare": {"type": "apiKey", "in": "header", "name": "Authorization",
+             "description": "An API client's secret alone, as FusionAuth clients send it"},
+}  # fmt: skip
+CLIENT_SECURITY: list[dict[str, list[str]]] = [{"basic": []}, {"bearer": []}, {"bare": []}]
 
-def document() -> Schema:
+
+def _with_access(operation: Schema, rule: Rule) -> Schema:
+    if rule.permission is None:
+        return {**operation, "security": []}
+    needs = f"Needs the `{rule.permission.value}` permission (`admin` has every permission)."
+    if rule.self_service:
+        needs += " Self-service: a user's own token (Bearer) may call it for that user."
+    responses = {**operation["responses"], **_errors(401, 403)}
+    return {**operation, "description": needs, "responses": responses}
+
+
+def document(rules: dict[str, Rule]) -> Schema:
+    paths = {
+        path: {method: _with_access(op, rules[op["operationId"]]) for method, op in ops.items()}
+        for path, ops in PATHS.items()
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "tokenstore", "version": __version__},
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "security": CLIENT_SECURITY,
+        "paths": paths,
+        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }
 
 
 async def serve_document(request: web.Request) -> web.Response:
-    return json_response(document())
+    return json_response(document(request.app[access.RULES]))
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/openapi.json", serve_document, name="health.openapi", allow_head=False)
+    access.declare(app, {"health.openapi": OPEN})

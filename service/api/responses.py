@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from service.clients import ClientRegistry
 from service.service import TokenService
 from service.settings import Settings
 from service.store import TokenStore
@@ -16,6 +17,7 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", TokenStore)
 SERVICE = web.AppKey("service", TokenService)
 SWEEPER = web.AppKey("sweeper", AppSweeper)
+CLIENTS = web.AppKey("clients", ClientRegistry)
 
 
 def json_response(

@@ -16,10 +16,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from service.api import access
+from service.api.access import principal
 from service.api.errors import ERROR_RENDERERS, HttpError
 from service.api.responses import service
+from service.auth import Rule
+from service.clients import Permission
 from service.errors import BadRequest
-from service.service import Owner
 
 _CALLBACK_RE = re.compile(r"[A-Za-z_$][\w$.]{0,63}")
 _STARTED = web.RequestKey("usergrid_started", float)
@@ -52,7 +55,11 @@ def _app_of(request: web.Request) -> str | None:
 
 async def revoke_tokens(request: web.Request) -> web.Response:
     _start(request)
-    await service(request).revoke_user(request.match_info["user"], _app_of(request))
+    caller = principal(request)
+    await service(request).revoke_user(
+        request.match_info["user_id"], _app_of(request), actor=caller.as_actor(),
+        scope=caller.scope,
+    )  # fmt: skip
     return _answer(request, {"action": "revoked user tokens"})
 
 
@@ -61,8 +68,9 @@ async def revoke_token(request: web.Request) -> web.Response:
     token = request.query.get("token")
     if not token:
         raise BadRequest("the token query parameter is required", code="illegal_argument")
-    owner = Owner(user_id=request.match_info["user"], app_id=_app_of(request))
-    if not await service(request).revoke_token(token, owner=owner):
+    caller = principal(request)
+    scope = caller.scope.within(user_id=request.match_info["user_id"], app_id=_app_of(request))
+    if not await service(request).revoke_token(token, caller.as_actor(), scope):
         raise BadRequest("unable to authenticate the token", code="auth_bad_access_token")
     return _answer(request, {"action": "revoked user token"})
 
@@ -75,18 +83,18 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return response
 
 
+# Usergrid's SDKs log a user out with that user's own token: self-service.
+_RULE = Rule(Permission.REVOKE, self_service=True)
+
+
 def setup(app: web.Application) -> None:
     app[ERROR_RENDERERS]["usergrid"] = render_error
     for prefix, scope in [
-        ("/{org:[^/]+}/{app:[^/]+}/users/{user:[^/]+}", "app"),
-        ("/management/users/{user:[^/]+}", "all"),
+        ("/{org:[^/]+}/{app:[^/]+}/users/{user_id:[^/]+}", "app"),
+        ("/management/users/{user_id:[^/]+}", "all"),
     ]:
         for method in ("PUT", "POST"):
-            app.router.add_route(
-                method, f"{prefix}/revoketokens", revoke_tokens,
-                name=f"usergrid.{scope}_revoketokens_{method.lower()}",
-            )  # fmt: skip
-            app.router.add_route(
-                method, f"{prefix}/revoketoken", revoke_token,
-                name=f"usergrid.{scope}_revoketoken_{method.lower()}",
-            )  # fmt: skip
+            for action, handler in [("revoketokens", revoke_tokens), ("revoketoken", revoke_token)]:
+                name = f"usergrid.{scope}_{action}_{method.lower()}"
+                app.router.add_route(method, f"{prefix}/{action}", handler, name=name)
+                access.declare(app, {name: _RULE})

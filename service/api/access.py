@@ -1,0 +1,58 @@
+"""The access middleware: authenticates the caller and checks the route's rule, before any
+handler runs.
+
+Every dialect declares the rule of each of its routes, by route name, in one table next to its
+routes (``declare``). A route without a rule makes ``create_app`` fail, so a new route cannot
+be served open by mistake.
+"""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+
+from service.api.errors import Handler
+from service.api.responses import CLIENTS, service
+from service.auth import Principal, Rule, authenticate, authorize
+
+RULES = web.AppKey("access_rules", dict[str, Rule])
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def declare(app: web.Application, rules: dict[str, Rule]) -> None:
+    app[RULES].update(rules)
+
+
+def check_rules(app: web.Application) -> None:
+    rules = app[RULES]
+    for route in app.router.routes():
+        if route.name not in rules:
+            raise RuntimeError(
+                f"route {route.method} {route.resource.canonical if route.resource else '?'} "
+                f"(name {route.name!r}) has no access rule: declare one with access.declare()"
+            )
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def _header(request: web.Request) -> str | None:
+    values = request.headers.getall(hdrs.AUTHORIZATION, ())
+    # Two Authorization headers: which one a proxy checked is unknowable, so neither counts.
+    return values[0] if len(values) == 1 else ("" if values else None)
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    match = request.match_info
+    if match.http_exception is not None:  # unknown route or method: nothing to guard
+        return await handler(request)
+    rule = request.app[RULES][match.route.name or ""]
+    if rule.permission is None:
+        return await handler(request)
+    caller = await authenticate(
+        _header(request), rule, request.app[CLIENTS], service(request).introspect
+    )
+    authorize(caller, rule, match.get("user_id"))
+    request[PRINCIPAL] = caller
+    return await handler(request)

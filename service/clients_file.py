@@ -1,0 +1,232 @@
+"""The clients file (``TOKENSTORE_CLIENTS_FILE``): strict parsing, atomic updates, and what the
+service uses when there is none.
+
+Format: ``{"clients": [{"id": "gateway", "secret_sha256": "<64 hex>",
+"permissions": ["introspect"], "apps": ["*"]}]}``. Every mistake stops start-up with a message
+naming the file and the entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from service.clients import ApiClient, ClientRegistry, Permission, hash_secret, new_secret
+from service.settings import Settings, env_name
+from service.validation import MAX_ID_CHARS
+
+ALL_APPS = "*"
+FIELDS = ("id", "secret_sha256", "permissions", "apps")
+# Ids go into logs, events and Basic credentials (where a ':' would end the id).
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HEX_RE = re.compile(r"[0-9a-fA-F]{64}")
+# Actor names the service writes into events itself; a client must not pass for them.
+RESERVED_IDS = frozenset({"self", "limit", "anonymous"})
+QUICK_START_ID = "quickstart"
+QUICK_START = """\
+================================ tokenstore quick start ================================
+{variable} is not set and the store is embedded: this run has ONE in-memory
+admin client, for trying the service out. Its secret is shown here once and never again:
+
+    client id: {client_id}
+    secret:    {secret}
+
+    curl -s -H 'Authorization: Bearer {secret}' \\
+        -XPOST localhost:{port}/v1/tokens -d '{{"user_id":"alice","app_id":"web"}}'
+
+For anything else, create clients with `tokenstore client add` and set {variable}.
+========================================================================================"""
+
+
+class ClientsError(ValueError):
+    """The clients file is missing, unreadable or invalid."""
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def parse(text: str, source: str) -> list[ApiClient]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ClientsError(f"{source}: not valid JSON: {exc}") from None
+    if (
+        not isinstance(document, dict)
+        or set(document) != {"clients"}
+        or not isinstance(document["clients"], list)
+    ):
+        raise ClientsError(f'{source}: expected an object {{"clients": [...]}} and nothing else')
+    clients = [_entry(source, index, raw) for index, raw in enumerate(document["clients"])]
+    _check_unique(source, clients)
+    return clients
+
+
+def load(path: str | Path) -> list[ApiClient]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClientsError(f"{path}: cannot read the clients file: {exc}") from None
+    return parse(text, str(path))
+
+
+def _entry(source: str, index: int, raw: Any) -> ApiClient:
+    label = f"{source}: clients[{index}]"
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        label += f" (id {raw['id'][:64]!r})"
+    try:
+        if not isinstance(raw, dict):
+            raise ValueError("expected an object")
+        missing = [name for name in FIELDS if name not in raw]
+        unknown = sorted(set(raw) - set(FIELDS))
+        if missing or unknown:
+            raise ValueError(f"missing fields {missing}, unknown fields {unknown}")
+        return build(raw["id"], _digest(raw["secret_sha256"]), raw["permissions"], raw["apps"])
+    except ValueError as exc:
+        raise ClientsError(f"{label}: {exc}") from None
+
+
+def build(client_id: Any, digest: bytes, permissions: Any, apps: Any) -> ApiClient:
+    """A validated client; ValueError says which field is wrong."""
+    return ApiClient(_client_id(client_id), digest, _permissions(permissions), _apps(apps))
+
+
+def _client_id(value: Any) -> str:
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise ValueError(
+            "id: expected 1-64 characters of A-Z a-z 0-9 . _ - (not starting with . _ -)"
+        )
+    if value in RESERVED_IDS:
+        raise ValueError(f"id: {value!r} is reserved (it names the service's own actions)")
+    return value
+
+
+def _digest(value: Any) -> bytes:
+    if not isinstance(value, str) or not _HEX_RE.fullmatch(value):
+        raise ValueError("secret_sha256: expected 64 hexadecimal characters")
+    return bytes.fromhex(value)
+
+
+def _string_list(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name}: expected a non-empty array of strings")
+    return value
+
+
+def _permissions(value: Any) -> frozenset[Permission]:
+    names = _string_list("permissions", value)
+    known = {p.value for p in Permission}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"permissions: unknown {unknown} (expected some of {sorted(known)})")
+    return frozenset(Permission(name) for name in names)
+
+
+def _apps(value: Any) -> frozenset[str] | None:
+    apps = _string_list("apps", value)
+    if ALL_APPS in apps:
+        if len(apps) > 1:
+            raise ValueError(f'apps: "{ALL_APPS}" (every app) cannot be combined with app ids')
+        return None
+    if not all(1 <= len(app) <= MAX_ID_CHARS for app in apps):
+        raise ValueError(f"apps: app ids are 1 to {MAX_ID_CHARS} characters")
+    return frozenset(apps)
+
+
+def _check_unique(source: str, clients: Sequence[ApiClient]) -> None:
+    ids: dict[str, int] = {}
+    digests: dict[bytes, str] = {}
+    for index, client in enumerate(clients):
+        if client.id in ids:
+            raise ClientsError(f"{source}: clients[{index}]: id {client.id!r} is used twice")
+        if client.secret_digest in digests:
+            raise ClientsError(
+                f"{source}: clients[{index}] (id {client.id!r}): same secret_sha256 as client "
+                f"{digests[client.secret_digest]!r}; every client needs its own secret"
+            )
+        ids[client.id] = index
+        digests[client.secret_digest] = client.id
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def to_json(client: ApiClient) -> dict[str, Any]:
+    return {
+        "id": client.id,
+        "secret_sha256": client.secret_digest.hex(),
+        "permissions": [p.value for p in Permission if p in client.permissions],
+        "apps": [ALL_APPS] if client.apps is None else sorted(client.apps),
+    }
+
+
+def save(path: str | Path, clients: Sequence[ApiClient]) -> None:
+    """Replace the file atomically (a reader sees the old or the new file, whole), mode 0600."""
+    target = Path(path)
+    text = json.dumps({"clients": [to_json(c) for c in clients]}, indent=2) + "\n"
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def add_client(path: str | Path, client_id: str, permissions: list[str], apps: list[str]) -> str:
+    """Add the client, or give an existing one a new secret and these rights; returns the new
+    secret, which is written nowhere (only its hash is)."""
+    existing = load(path) if Path(path).exists() else []
+    secret = new_secret()
+    try:
+        client = build(client_id, hash_secret(secret), permissions, apps)
+    except ValueError as exc:
+        raise ClientsError(str(exc)) from None
+    ids = [c.id for c in existing]
+    if client.id in ids:
+        existing[ids.index(client.id)] = client
+    else:
+        existing.append(client)
+    save(path, existing)
+    return secret
+
+
+# --- start-up -----------------------------------------------------------------------------
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def for_settings(
+    settings: Settings, announce: Callable[[str], None] = _to_stderr
+) -> ClientRegistry:
+    """The clients the service accepts. With no file: refuse a real Redis; on the embedded store
+    (the quick start) make one admin client and announce its secret, once, outside the logs."""
+    variable = env_name("clients_file")
+    if settings.clients_file is not None:
+        return ClientRegistry(load(settings.clients_file))
+    if settings.redis_url is not None:
+        raise ClientsError(
+            f"{variable} is not set: the service does not serve a real Redis without API "
+            f"clients. Create them with `tokenstore client add --file PATH ...` and set {variable}."
+        )
+    secret = new_secret()
+    announce(
+        QUICK_START.format(
+            variable=variable, client_id=QUICK_START_ID, secret=secret, port=settings.port
+        )
+    )
+    admin = ApiClient(QUICK_START_ID, hash_secret(secret), frozenset({Permission.ADMIN}), None)
+    return ClientRegistry([admin])
