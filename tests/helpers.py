@@ -66,7 +66,12 @@ async def call_as(
         ClientSession() as session,
         session.request(method, client.make_url(path), headers=headers, **kwargs) as response,
     ):
-        return response.status, response.headers, await response.json()
+        json_body = response.content_type == "application/json"
+        return (
+            response.status,
+            response.headers,
+            await (response.json() if json_body else response.read()),
+        )
 
 
 async def all_keys(redis: AnyRedis) -> list[bytes]:

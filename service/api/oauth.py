@@ -18,7 +18,7 @@ from service.clients import Permission
 from service.errors import BadRequest
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_OAUTH_CODES = {401: "invalid_client", 503: "temporarily_unavailable"}
+_OAUTH_CODES = {401: "invalid_client", 403: "unauthorized_client", 503: "temporarily_unavailable"}
 
 
 async def _token_field(request: web.Request) -> str:

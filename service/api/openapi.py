@@ -229,7 +229,8 @@ PATHS.update({
             "type": "array", "items": _ref("OneginiToken")}}}, "The tokens"),
             "404": _json(_ref("OneginiError"), "No tokens found")}}},
     "/oauth/api/v1/users/{user_id}/tokens/{token_id}": {"delete": {
-        "operationId": "onegini.revoke", "summary": "Onegini-style: revoke one of the user's tokens; 204 whatever existed",
+        "operationId": "onegini.revoke",
+        "summary": "Onegini-style: revoke one of the user's tokens; 204 whatever existed",
         "parameters": [USER_ID, TOKEN_ID_UUID],
         "responses": {"204": {"description": "Done"}}}},
     "/{org}/{app}/users/{user_id}/revoketokens": _usergrid("app_revoketokens",
