@@ -17,7 +17,7 @@ from service import tokens, validation
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.keys import APP_BUCKETS
 from service.records import TokenDraft, TokenRecord, decode
-from service.scope import EVERYTHING, Scope
+from service.scope import Scope
 from service.settings import Settings
 from service.store import BUCKETS_PER_ROUND, IdClash, TokenStore, now_ms
 from service.tokens import TokenId
@@ -81,7 +81,7 @@ class TokenService:
         *,
         ttl: int | None = None,
         token: str | None = None,
-        scope: Scope = EVERYTHING,
+        scope: Scope,
     ) -> IssuedToken:
         """Mint a token, or register an externally minted ``token`` value."""
         if scope.user_id is not None or not scope.admits_app(draft.app_id):
@@ -124,7 +124,7 @@ class TokenService:
 
     # --- check ------------------------------------------------------------------------------
 
-    async def introspect(self, value: str, scope: Scope = EVERYTHING) -> TokenRecord | None:
+    async def introspect(self, value: str, *, scope: Scope) -> TokenRecord | None:
         """The record of a live token in scope, or None for anything else (never an error)."""
         tid = await self._locate(value)
         record = None if tid is None else await self._live(tid, tokens.digest(value))
@@ -148,14 +148,14 @@ class TokenService:
             return None
         return record
 
-    async def get(self, token_id: str, scope: Scope = EVERYTHING) -> TokenRecord:
+    async def get(self, token_id: str, *, scope: Scope) -> TokenRecord:
         record = await self._live(_parse_id(token_id), None)
         if record is None or not scope.admits(record):
             raise NotFound("no such token")
         return record
 
     async def list_user(
-        self, user_id: str, app_id: str | None = None, scope: Scope = EVERYTHING
+        self, user_id: str, app_id: str | None = None, *, scope: Scope
     ) -> list[TokenRecord]:
         tag = tokens.user_tag(await self.store.tag_key(), validation.identifier("user_id", user_id))
         if not scope.admits_user(user_id):
@@ -179,7 +179,7 @@ class TokenService:
         )
 
     async def list_app(
-        self, app_id: str, limit: int, cursor: str | None = None, scope: Scope = EVERYTHING
+        self, app_id: str, limit: int, cursor: str | None = None, *, scope: Scope
     ) -> AppPage:
         """One page of an app's live tokens, ordered by (bucket, user tag, id)."""
         validation.identifier("app_id", app_id)
@@ -219,9 +219,7 @@ class TokenService:
 
     # --- revoke -----------------------------------------------------------------------------
 
-    async def revoke_id(
-        self, token_id: str, actor: Actor = Actor(), scope: Scope = EVERYTHING
-    ) -> list[str]:
+    async def revoke_id(self, token_id: str, actor: Actor, *, scope: Scope) -> list[str]:
         tid = _parse_id(token_id)
         revoked = await self.store.revoke_one(tid, user_id=scope.user_id or "", apps=scope.apps)
         if revoked is None:
@@ -230,14 +228,12 @@ class TokenService:
         await self._emit("token", tid.tag, [(tid.rid, app)], actor, user_id)
         return [str(tid)]
 
-    async def revoke_token(
-        self, value: str, actor: Actor = Actor(), scope: Scope = EVERYTHING
-    ) -> list[str]:
+    async def revoke_token(self, value: str, actor: Actor, *, scope: Scope) -> list[str]:
         tid = await self._locate(value)
         record = None if tid is None else await self._live(tid, tokens.digest(value))
         if record is None or not scope.admits(record):
             return []
-        revoked = await self.revoke_id(record.id, actor, scope)
+        revoked = await self.revoke_id(record.id, actor, scope=scope)
         if not tokens.looks_minted(value):
             await self.store.drop_pointer(tokens.digest(value))
         return revoked
@@ -247,8 +243,9 @@ class TokenService:
         user_id: str,
         app_id: str | None = None,
         keep_id: str | None = None,
-        actor: Actor = Actor(),
-        scope: Scope = EVERYTHING,
+        *,
+        actor: Actor,
+        scope: Scope,
     ) -> list[str]:
         """Revoke the user's tokens of ``app_id`` (None: of every app in scope) but ``keep_id``."""
         validation.identifier("user_id", user_id)
@@ -265,9 +262,7 @@ class TokenService:
         await self._emit("user", tag, revoked, actor, user_id, scope_app=app_id)
         return [str(TokenId(tag, rid)) for rid, _ in revoked]
 
-    async def revoke_app(
-        self, app_id: str, actor: Actor = Actor(), scope: Scope = EVERYTHING
-    ) -> int:
+    async def revoke_app(self, app_id: str, actor: Actor, *, scope: Scope) -> int:
         """Revokes every token of the app created until now; returns that time in epoch ms."""
         validation.identifier("app_id", app_id)
         if scope.user_id is not None or not scope.admits_app(app_id):
@@ -278,7 +273,7 @@ class TokenService:
         await self.store.append_event({**event, **_actor_fields(actor)}, self._retention_ms)
         return watermark
 
-    async def user_events(self, user_id: str, scope: Scope = EVERYTHING) -> list[dict[str, Any]]:
+    async def user_events(self, user_id: str, *, scope: Scope) -> list[dict[str, Any]]:
         """The user's recent revocations (not app-wide ones) in scope, newest first."""
         tag = tokens.user_tag(await self.store.tag_key(), validation.identifier("user_id", user_id))
         if not scope.admits_user(user_id):

@@ -8,11 +8,14 @@ be served open by mistake.
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import hdrs, web
 
 from service.api.errors import Handler
 from service.api.responses import CLIENTS, service
 from service.auth import Principal, Rule, authenticate, authorize
+from service.scope import EVERYTHING
 
 RULES = web.AppKey("access_rules", dict[str, Rule])
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -51,7 +54,10 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if rule.permission is None:
         return await handler(request)
     caller = await authenticate(
-        _header(request), rule, request.app[CLIENTS], service(request).introspect
+        _header(request),
+        rule,
+        request.app[CLIENTS],
+        partial(service(request).introspect, scope=EVERYTHING),
     )
     authorize(caller, rule, match.get("user_id"))
     request[PRINCIPAL] = caller

@@ -58,14 +58,14 @@ async def list_tokens(request: web.Request) -> web.Response:
     if not user_id:
         return _errors({"userId": "You must specify the userId of the refresh tokens."})
     records = await service(request).list_user(
-        user_id, request.query.get("applicationId"), principal(request).scope
+        user_id, request.query.get("applicationId"), scope=principal(request).scope
     )
     return json_response({"refreshTokens": [refresh_token(r) for r in records]})
 
 
 async def get_token(request: web.Request) -> web.Response:
     token_id = _known_id(request)
-    record = await service(request).get(token_id, principal(request).scope)
+    record = await service(request).get(token_id, scope=principal(request).scope)
     return json_response({"refreshToken": refresh_token(record)})
 
 
@@ -110,19 +110,21 @@ async def _revoke(request: web.Request, criteria: dict[str, str], actor: Actor) 
     svc, caller = service(request), principal(request)
     user_id, app_id = criteria.get("userId"), criteria.get("applicationId")
     if "token" in criteria:
-        await svc.revoke_token(criteria["token"], actor, caller.scope)
+        await svc.revoke_token(criteria["token"], actor, scope=caller.scope)
     elif user_id is not None:
         await svc.revoke_user(user_id, app_id, actor=actor, scope=caller.scope)
     elif app_id is not None:
         if not caller.may(Permission.ADMIN):
             raise Forbidden("revoking every token of an application needs the admin permission")
-        await svc.revoke_app(app_id, actor, caller.scope)
+        await svc.revoke_app(app_id, actor, scope=caller.scope)
         request.app[SWEEPER].kick()
 
 
 async def revoke_by_id(request: web.Request) -> web.Response:
     caller = principal(request)
-    if not await service(request).revoke_id(_known_id(request), caller.as_actor(), caller.scope):
+    if not await service(request).revoke_id(
+        _known_id(request), caller.as_actor(), scope=caller.scope
+    ):
         raise NotFound("no such refresh token")
     return web.Response(status=200)
 

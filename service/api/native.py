@@ -63,21 +63,21 @@ def _default(value: str | None, default: str) -> str:
 
 async def introspect(request: web.Request) -> web.Response:
     token = Fields(await json_object(request), {"token"}).required_text("token")
-    record = await service(request).introspect(token, principal(request).scope)
+    record = await service(request).introspect(token, scope=principal(request).scope)
     body = INACTIVE if record is None else {"active": True, **record.to_json()}
     return json_response(body, headers={"Cache-Control": "no-store"})
 
 
 async def get_token(request: web.Request) -> web.Response:
     token_id = request.match_info["token_id"]
-    record = await service(request).get(token_id, principal(request).scope)
+    record = await service(request).get(token_id, scope=principal(request).scope)
     return json_response(record.to_json())
 
 
 async def revoke_by_id(request: web.Request) -> web.Response:
     caller = principal(request)
     revoked = await service(request).revoke_id(
-        request.match_info["token_id"], caller.as_actor(), caller.scope
+        request.match_info["token_id"], caller.as_actor(), scope=caller.scope
     )
     return json_response({"revoked": revoked})
 
@@ -85,14 +85,14 @@ async def revoke_by_id(request: web.Request) -> web.Response:
 async def revoke_by_value(request: web.Request) -> web.Response:
     token = Fields(await json_object(request), {"token"}).required_text("token")
     caller = principal(request)
-    revoked = await service(request).revoke_token(token, caller.as_actor(), caller.scope)
+    revoked = await service(request).revoke_token(token, caller.as_actor(), scope=caller.scope)
     return json_response({"revoked": revoked})
 
 
 async def list_user_tokens(request: web.Request) -> web.Response:
     app_id = request.query.get("app_id") or None
     records = await service(request).list_user(
-        request.match_info["user_id"], app_id, principal(request).scope
+        request.match_info["user_id"], app_id, scope=principal(request).scope
     )
     return json_response({"tokens": [r.to_json() for r in records]})
 
@@ -111,7 +111,7 @@ async def revoke_user_tokens(request: web.Request) -> web.Response:
 
 async def user_events(request: web.Request) -> web.Response:
     events = await service(request).user_events(
-        request.match_info["user_id"], principal(request).scope
+        request.match_info["user_id"], scope=principal(request).scope
     )
     return json_response({"events": events})
 
@@ -119,7 +119,10 @@ async def user_events(request: web.Request) -> web.Response:
 async def list_app_tokens(request: web.Request) -> web.Response:
     limit = query_int(request.query, "limit", default=100, low=1, high=1000)
     page = await service(request).list_app(
-        request.match_info["app_id"], limit, request.query.get("cursor"), principal(request).scope
+        request.match_info["app_id"],
+        limit,
+        request.query.get("cursor"),
+        scope=principal(request).scope,
     )
     tokens = [r.to_json() for r in page.tokens]
     return json_response({"tokens": tokens, "next_cursor": page.next_cursor})
@@ -128,7 +131,7 @@ async def list_app_tokens(request: web.Request) -> web.Response:
 async def revoke_app_tokens(request: web.Request) -> web.Response:
     caller = principal(request)
     watermark = await service(request).revoke_app(
-        request.match_info["app_id"], caller.as_actor(), caller.scope
+        request.match_info["app_id"], caller.as_actor(), scope=caller.scope
     )
     request.app[SWEEPER].kick()
     return json_response({"revoked_before": watermark})

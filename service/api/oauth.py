@@ -31,7 +31,7 @@ async def _token_field(request: web.Request) -> str:
 
 async def introspect(request: web.Request) -> web.Response:
     token = await _token_field(request)
-    record = await service(request).introspect(token, principal(request).scope)
+    record = await service(request).introspect(token, scope=principal(request).scope)
     if record is None:
         return json_response({"active": False}, headers=NO_STORE)
     body = {
@@ -50,7 +50,7 @@ async def introspect(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     caller = principal(request)
     await service(request).revoke_token(
-        await _token_field(request), caller.as_actor(), caller.scope
+        await _token_field(request), caller.as_actor(), scope=caller.scope
     )
     return web.Response(status=200, headers=NO_STORE)
 

@@ -50,7 +50,7 @@ async def revoke(request: web.Request) -> web.Response:
     if parse_id(token_id) is not None:
         caller = principal(request)
         scope = caller.scope.within(user_id=request.match_info["user_id"])
-        await service(request).revoke_id(token_id, caller.as_actor(), scope)
+        await service(request).revoke_id(token_id, caller.as_actor(), scope=scope)
     return web.Response(status=204, headers=NO_STORE)
 
 

@@ -70,7 +70,7 @@ async def revoke_token(request: web.Request) -> web.Response:
         raise BadRequest("the token query parameter is required", code="illegal_argument")
     caller = principal(request)
     scope = caller.scope.within(user_id=request.match_info["user_id"], app_id=_app_of(request))
-    if not await service(request).revoke_token(token, caller.as_actor(), scope):
+    if not await service(request).revoke_token(token, caller.as_actor(), scope=scope):
         raise BadRequest("unable to authenticate the token", code="auth_bad_access_token")
     return _answer(request, {"action": "revoked user token"})
 
