@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.api import health, native, openapi
+from service.api import authz, feed, health, native, openapi
 from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import SERVICE, SETTINGS, STORE, SWEEPER
 from service.errors import Unavailable
@@ -37,6 +37,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_redis)
     health.setup(app)
     native.setup(app)
+    authz.setup(app)
+    feed.setup(app)
     openapi.setup(app)
     return app
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.api import hints
 from service.api.bodies import Fields, json_object, query_int
-from service.api.responses import SWEEPER, json_response, service
+from service.api.responses import SETTINGS, SWEEPER, json_response, service
 
 ISSUE_FIELDS = {
     "user_id", "app_id", "ttl", "type", "scopes", "client_name", "device_name", "metadata",
@@ -40,8 +41,11 @@ def _default(value: str | None, default: str) -> str:
 async def introspect(request: web.Request) -> web.Response:
     token = Fields(await json_object(request), {"token"}).required_text("token")
     record = await service(request).introspect(token)
-    body = INACTIVE if record is None else {"active": True, **record.to_json()}
-    return json_response(body, headers={"Cache-Control": "no-store"})
+    settings = request.app[SETTINGS]
+    if record is None:
+        return json_response(INACTIVE, headers={"Cache-Control": hints.inactive(settings)})
+    body = {"active": True, **record.to_json()}
+    return json_response(body, headers={"Cache-Control": hints.live(settings, record.expires_at)})
 
 
 async def get_token(request: web.Request) -> web.Response:
