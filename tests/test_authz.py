@@ -90,6 +90,7 @@ async def test_required_app_header_is_percent_decoded(client: Client) -> None:
     token = (await issue(client, "alice", "app ü"))["token"]
     header = {"X-Required-App": encode_header("app ü")}
     assert (await authz(client, token, **header)).status == 200
+    assert (await authz(client, token, **{"X-Required-App": "%FF"})).status == 400
 
 
 async def test_cache_hints_follow_the_settings(
@@ -136,3 +137,17 @@ def test_header_values_are_printable_ascii_and_round_trip(value: str) -> None:
     encoded = encode_header(value)
     assert all(0x21 <= ord(c) <= 0x7E for c in encoded), encoded
     assert decode_header(encoded) == value
+
+
+async def test_envoy_form_keeps_any_method_and_path(client: Client) -> None:
+    token = (await issue(client, "alice", "web", scopes=["read"]))["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]:
+        response = await client.request(method, "/v1/authz/api/orders/7", headers=bearer)
+        assert response.status == 200, method
+        assert response.headers["X-Token-User"] == "alice"
+    # The query is the client's own (?scope=openid on an OAuth endpoint): not a requirement.
+    assert (await client.post("/v1/authz/authorize?scope=admin", headers=bearer)).status == 200
+    required = {**bearer, "X-Required-Scope": "admin"}
+    assert (await client.post("/v1/authz/", headers=required)).status == 403
+    assert (await client.post("/v1/authz/x")).status == 401

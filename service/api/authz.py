@@ -12,6 +12,10 @@ cannot be reached (never 200). Every answer carries a cache hint (api/hints.py).
 Requirements come from ``X-Required-Scope`` / ``X-Required-App`` headers and ``scope`` /
 ``app`` query parameters; all of them apply, so a requirement a client smuggles into its own
 request can only make its check stricter.
+
+Envoy's HTTP ext_authz keeps the client's method and appends the client's path (and query) to
+its ``path_prefix``: ``/v1/authz/{path}`` answers any of those methods, ignores the path, and
+takes requirements from headers only (the query there is the client's, not the gateway's).
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from service import validation
 from service.api import hints
 from service.api.errors import ERROR_RENDERERS, HttpError, render_default
 from service.api.responses import SETTINGS, json_response, service
+from service.errors import BadRequest
 from service.identity import Identity, bearer_token, decode_header
 from service.records import TokenRecord
 
 REQUIRED_SCOPE = "X-Required-Scope"
 REQUIRED_APP = "X-Required-App"
+# What ``/v1/authz/{path}`` answers: the methods a client may send through Envoy.
+PROXIED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,14 +45,15 @@ class Requirements:
 
     @classmethod
     def of(cls, request: web.Request) -> Requirements:
-        scopes: list[str] = []
-        for raw in (
-            *request.headers.getall(REQUIRED_SCOPE, ()),
-            *request.query.getall("scope", ()),
-        ):
-            scopes += raw.split()
-        apps = {decode_header(raw) for raw in request.headers.getall(REQUIRED_APP, ())}
-        apps.update(request.query.getall("app", ()))
+        scope_values = request.headers.getall(REQUIRED_SCOPE, [])
+        try:
+            apps = {decode_header(raw) for raw in request.headers.getall(REQUIRED_APP, ())}
+        except UnicodeDecodeError:
+            raise BadRequest(f"{REQUIRED_APP} is not percent-encoded UTF-8") from None
+        if "path" not in request.match_info:
+            scope_values += request.query.getall("scope", [])
+            apps.update(request.query.getall("app", ()))
+        scopes = [scope for raw in scope_values for scope in raw.split()]
         return cls(frozenset(validation.scopes(scopes)), frozenset(apps))
 
     def app_denies(self, record: TokenRecord) -> bool:
@@ -55,18 +63,19 @@ class Requirements:
         return sorted(self.scopes - set(record.scopes))
 
 
-def _deny(
-    request: web.Request, status: int, challenge: str, error: str, cache_control: str
-) -> web.Response:
-    headers = {"WWW-Authenticate": challenge, "Cache-Control": cache_control, **_vary(request)}
-    return json_response({"error": error, "message": _MESSAGES[error]}, status, headers)
-
-
 _MESSAGES = {
     "missing_token": "no bearer token in the request",
     "invalid_token": "the token is not live, or not valid here",
     "insufficient_scope": "the token lacks a required scope",
 }
+INVALID = 'Bearer error="invalid_token"'
+
+
+def _deny(
+    request: web.Request, status: int, challenge: str, error: str, cache_control: str
+) -> web.Response:
+    headers = {"WWW-Authenticate": challenge, "Cache-Control": cache_control, **_vary(request)}
+    return json_response({"error": error, "message": _MESSAGES[error]}, status, headers)
 
 
 def _vary(request: web.Request) -> dict[str, str]:
@@ -93,14 +102,13 @@ async def check(request: web.Request) -> web.Response:
     token = _token(request)
     if token is None:
         return _deny(request, 401, "Bearer", "missing_token", hints.inactive(settings))
-    invalid = 'Bearer error="invalid_token"'
     record = await service(request).introspect(token) if token else None
     if record is None:
-        return _deny(request, 401, invalid, "invalid_token", hints.inactive(settings))
+        return _deny(request, 401, INVALID, "invalid_token", hints.inactive(settings))
     # From here the answer is a fact about a live token: it may be reused as long as a live one.
     cache_control = hints.live(settings, record.expires_at)
     if requirements.app_denies(record):
-        return _deny(request, 401, invalid, "invalid_token", cache_control)
+        return _deny(request, 401, INVALID, "invalid_token", cache_control)
     missing = requirements.missing_scopes(record)
     if missing:
         challenge = f'Bearer error="insufficient_scope", scope="{" ".join(missing)}"'
@@ -119,3 +127,7 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
 def setup(app: web.Application) -> None:
     app[ERROR_RENDERERS]["authz"] = render_error
     app.router.add_get("/v1/authz", check, name="authz.check", allow_head=False)
+    for method in PROXIED_METHODS:
+        app.router.add_route(
+            method, "/v1/authz/{path:.*}", check, name=f"authz.check_{method.lower()}"
+        )

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from service import __version__
+from service.api.authz import PROXIED_METHODS
 from service.api.responses import json_response
 from service.identity import HEADERS as IDENTITY
 
@@ -60,6 +61,27 @@ TOKEN_VALUE = {
     "properties": {"token": {"type": "string"}},
 }
 
+AUTHZ: Schema = {
+    "summary": "Forward auth (nginx auth_request, Traefik forwardAuth): is the bearer token "
+               "live? Needs no client credentials",
+    "description": "Reads `Authorization: Bearer <token>` (or the header named by "
+                   "TOKENSTORE_AUTHZ_HEADER). Every answer carries a Cache-Control hint.",
+    "parameters": [
+        _param("X-Required-Scope", "header", "Space-separated scopes the token must have"),
+        _param("X-Required-App", "header", "App the token must belong to (percent-encoded)"),
+        _param("scope", "query", "Same as X-Required-Scope; every requirement applies"),
+        _param("app", "query", "Same as X-Required-App")],
+    "responses": {
+        "200": {"description": "Live: X-Token-Id, X-Token-User, X-Token-App (percent-encoded"
+                               " UTF-8), X-Token-Scopes, X-Token-Expires (epoch ms); "
+                               "Cache-Control max-age up to the token's expiry",
+                "headers": {name: {"schema": {"type": "string"}} for name in IDENTITY}},
+        "401": _json(_ref("Error"), 'No token (`WWW-Authenticate: Bearer`), or not live or '
+                                    'not for the required app (`error="invalid_token"`)'),
+        "403": _json(_ref("Error"), 'Live, but lacks a required scope '
+                                    '(`error="insufficient_scope"`)'),
+        **_errors(400, 503)}}  # fmt: skip
+
 PATHS: dict[str, dict[str, Schema]] = {
     "/healthz": {"get": {"summary": "Liveness: the process runs (never asks Redis)",
                          "responses": {"200": {"description": "Alive"}}}},
@@ -108,26 +130,14 @@ PATHS: dict[str, dict[str, Schema]] = {
                         "properties": {"revoked_before": {"type": "integer"}}},
                        "Tokens created before this epoch ms are revoked"),
                        **_errors(400, 503)}}},
-    "/v1/authz": {"get": {
-        "summary": "Forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz): "
-                   "is the bearer token live? Needs no client credentials",
-        "description": "Reads `Authorization: Bearer <token>` (or the header named by "
-                       "TOKENSTORE_AUTHZ_HEADER). Every answer carries a Cache-Control hint.",
-        "parameters": [
-            _param("X-Required-Scope", "header", "Space-separated scopes the token must have"),
-            _param("X-Required-App", "header", "App the token must belong to (percent-encoded)"),
-            _param("scope", "query", "Same as X-Required-Scope; every requirement applies"),
-            _param("app", "query", "Same as X-Required-App")],
-        "responses": {
-            "200": {"description": "Live: X-Token-Id, X-Token-User, X-Token-App (percent-encoded"
-                                   " UTF-8), X-Token-Scopes, X-Token-Expires (epoch ms); "
-                                   "Cache-Control max-age up to the token's expiry",
-                    "headers": {name: {"schema": {"type": "string"}} for name in IDENTITY}},
-            "401": _json(_ref("Error"), 'No token (`WWW-Authenticate: Bearer`), or not live or '
-                                        'not for the required app (`error="invalid_token"`)'),
-            "403": _json(_ref("Error"), 'Live, but lacks a required scope '
-                                        '(`error="insufficient_scope"`)'),
-            **_errors(400, 503)}}},
+    "/v1/authz": {"get": AUTHZ},
+    "/v1/authz/{path}": {method.lower(): {
+        **AUTHZ,
+        "summary": "Forward auth for Envoy's HTTP ext_authz (path_prefix /v1/authz): the "
+                   "client's method and path are kept and ignored; requirements from headers",
+        "parameters": [_param("path", "path", "The client's path, ignored"),
+                       *AUTHZ["parameters"][:2]]}
+        for method in PROXIED_METHODS},
     "/v1/events": {"get": {
         "summary": "Revocation feed (Server-Sent Events): replay after Last-Event-ID, then "
                    "live; `ready` once caught up, `reset` if events were lost",
