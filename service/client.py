@@ -1,12 +1,14 @@
 """GatewayClient: check tokens against tokenstore from a Python gateway, with a local cache.
 
-    async with GatewayClient("http://tokenstore:8080", auth=BasicAuth("gw", secret)) as ts:
+    credentials = aiohttp.encode_basic_auth("gateway", secret)  # this gateway's API client
+    async with GatewayClient("http://tokenstore:8080", authorization=credentials) as ts:
         identity = await ts.check(token)  # Identity, or None if the token is not live
         app = web.Application(middlewares=[ts.middleware(scopes={"read"})])
 
 ``check`` asks ``GET /v1/authz`` and keeps each answer as long as its ``Cache-Control``
 allows (a live one at most ``TOKENSTORE_CACHE_MAX_AGE`` and never past the token's expiry).
-A background task follows the revocation feed (``/v1/events``, with ``auth``) and drops
+A background task follows the revocation feed (``/v1/events``, sending ``authorization``:
+the gateway's own API client credentials; checks need none) and drops
 cached answers as their revocations arrive, so a revocation is normally seen within
 milliseconds (bench/gateway_feed.py measures it), and at worst within the max-age:
 
@@ -70,7 +72,7 @@ class GatewayClient:
         self,
         base_url: str,
         *,
-        auth: aiohttp.BasicAuth | None = None,
+        authorization: str | None = None,
         follow_feed: bool = True,
         token_header: str = hdrs.AUTHORIZATION,
         max_entries: int = 100_000,
@@ -78,7 +80,7 @@ class GatewayClient:
         backoff: tuple[float, float] = (0.1, 10.0),
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._auth = auth
+        self._authorization = authorization
         self._follow_feed = follow_feed
         self._token_header = token_header
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -218,9 +220,11 @@ class GatewayClient:
         headers: dict[str, str] = {hdrs.ACCEPT: "text/event-stream"}
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
+        if self._authorization:
+            headers[hdrs.AUTHORIZATION] = self._authorization
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.total)
         async with self._session.get(
-            f"{self.base_url}/v1/events", headers=headers, auth=self._auth, timeout=timeout
+            f"{self.base_url}/v1/events", headers=headers, timeout=timeout
         ) as response:
             if response.status != 200:
                 raise GatewayError(f"the feed answered {response.status}")

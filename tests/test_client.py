@@ -20,7 +20,7 @@ from service.gateway_cache import AnswerCache, Invalidation
 from service.identity import Identity
 from service.settings import Settings
 
-Requests = list[tuple[str, str | None]]  # (path, Last-Event-ID)
+Requests = list[tuple[str, str | None, str | None]]  # (path, Last-Event-ID, Authorization)
 
 
 class Service:
@@ -40,7 +40,10 @@ class Service:
         async def record(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
-            self.requests.append((request.path, request.headers.get("Last-Event-ID")))
+            headers = request.headers
+            self.requests.append(
+                (request.path, headers.get("Last-Event-ID"), headers.get("Authorization"))
+            )
             return await handler(request)
 
         app.middlewares.append(record)
@@ -53,7 +56,7 @@ class Service:
             self.server = None
 
     def count(self, path: str) -> int:
-        return sum(1 for p, _ in self.requests if p == path)
+        return sum(1 for p, _, _ in self.requests if p == path)
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         async with aiohttp.ClientSession() as session:
@@ -143,7 +146,8 @@ async def test_revocation_events_drop_cached_answers(service: Service, revocatio
 
 async def test_lost_feed_clears_the_cache_and_replays_from_last_event_id(service: Service) -> None:
     first = await service.issue()
-    async with GatewayClient(service.url, backoff=(1.0, 1.0)) as client:
+    credentials = "Basic Z2F0ZXdheTpzZWNyZXQ="
+    async with GatewayClient(service.url, authorization=credentials, backoff=(1.0, 1.0)) as client:
         await connected(client)
         await service.call("DELETE", f"/v1/tokens/{(await service.issue())['id']}")
         seen = await first_event(client)
@@ -157,7 +161,7 @@ async def test_lost_feed_clears_the_cache_and_replays_from_last_event_id(service
         assert not client.feed_connected
         await connected(client, 2)
         assert await dropped(client, first["token"]) < 1.0  # the replay carried the revocation
-        assert ("/v1/events", seen) in service.requests
+        assert ("/v1/events", seen, credentials) in service.requests
 
 
 async def test_reset_clears_answers_cached_while_disconnected(
