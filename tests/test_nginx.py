@@ -159,3 +159,11 @@ def test_every_placeholder_of_the_example_is_documented_and_filled() -> None:
         assert f"#   {name} " in text, name
     with pytest.raises(KeyError):
         render(text, {})
+
+
+async def test_tokenstore_down_is_503_never_a_pass(stack: Stack, nginx: NginxServer) -> None:
+    body = await stack.issue("alice")
+    await stack.service.close()
+    status, headers, _ = await get(nginx, body["token"])
+    assert (status, headers["Retry-After"]) == (503, "1")
+    assert stack.upstream_calls == []
