@@ -5,12 +5,12 @@
         identity = await ts.check(token)  # Identity, or None if the token is not live
         app = web.Application(middlewares=[ts.middleware(scopes={"read"})])
 
-``check`` asks ``GET /v1/authz`` and keeps each answer as long as its ``Cache-Control``
-allows (a live one at most ``TOKENSTORE_CACHE_MAX_AGE`` and never past the token's expiry).
-A background task follows the revocation feed (``/v1/events``, sending ``authorization``:
-the gateway's own API client credentials; checks need none) and drops
-cached answers as their revocations arrive, so a revocation is normally seen within
-milliseconds (bench/gateway_feed.py measures it), and at worst within the max-age:
+``check`` asks ``GET /v1/authz`` (the token is its only credential) and keeps each answer as
+long as its ``Cache-Control`` allows (a live one at most ``TOKENSTORE_CACHE_MAX_AGE``, never
+past the token's expiry). A background task follows the revocation feed (``/v1/events``, with
+``authorization``: the gateway's own API client credentials) and drops cached answers as their
+revocations arrive, so a revocation is normally seen within milliseconds
+(bench/gateway_feed.py measures it), and at worst within the max-age:
 
 - feed lost (error, end of stream, or 3 heartbeats of silence): the whole cache is dropped,
   and the feed is reconnected with ``Last-Event-ID`` (exponential backoff); the replay drops
@@ -134,8 +134,13 @@ class GatewayClient:
         if task is None:
             task = asyncio.create_task(self._ask(key, token))
             self._inflight[key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+            task.add_done_callback(lambda done: self._forget(key, done))
         return await asyncio.shield(task)
+
+    def _forget(self, key: bytes, task: asyncio.Task[Identity | None]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # marks it retrieved: every waiter may have been cancelled
 
     def cached(self, token: str) -> Identity | None:
         """The cached positive answer for ``token``, if any (no request is made)."""

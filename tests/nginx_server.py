@@ -8,6 +8,7 @@ without a test failing.
 
 from __future__ import annotations
 
+import atexit
 import re
 import shutil
 import socket
@@ -26,6 +27,8 @@ TEMPLATE = ROOT / "deploy" / "nginx" / "tokenstore.conf.template"
 STARTUP_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 _PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
+# Servers still running; stopped at interpreter exit if a fixture's teardown never ran.
+_live: set[NginxServer] = set()
 
 MAIN_CONF = """\
 daemon off;
@@ -112,6 +115,7 @@ class NginxServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
+        _live.add(self)
         self._wait_ready(self._proc)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
@@ -135,6 +139,7 @@ class NginxServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        _live.discard(self)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -154,3 +159,9 @@ class NginxServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for server in list(_live):
+        server.stop()
