@@ -9,7 +9,18 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service import clients_file
-from service.api import access, fusionauth, health, native, oauth, onegini, openapi, usergrid
+from service.api import (
+    access,
+    authz,
+    feed,
+    fusionauth,
+    health,
+    native,
+    oauth,
+    onegini,
+    openapi,
+    usergrid,
+)  # fmt: skip
 from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
 from service.clients import ClientRegistry
@@ -48,6 +59,8 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     oauth.setup(app)
     fusionauth.setup(app)
     onegini.setup(app)
+    authz.setup(app)
+    feed.setup(app)
     usergrid.setup(app)  # last: its /{org}/{app}/... pattern is the broadest
     openapi.setup(app)
     access.check_rules(app)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -65,6 +66,16 @@ def _log_level(raw: str) -> str:
     return level
 
 
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_name(raw: str) -> str:
+    # An HTTP field name (RFC 9110 token): anything else could never match a request header.
+    if not 1 <= len(raw) <= 64 or _HEADER_NAME_RE.fullmatch(raw) is None:
+        raise ValueError("expected an HTTP header name")
+    return raw
+
+
 def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -98,6 +109,18 @@ class Settings:
     log_level: str = _setting("INFO", _log_level, "Log level.")
     clients_file: str | None = _setting(
         None, _optional_path, "JSON file of API clients; required with a Redis URL."
+    )
+    authz_header: str = _setting(
+        "Authorization", _header_name, "Header `/v1/authz` reads the bearer token from."
+    )
+    cache_max_age: int = _setting(
+        5, _int_in(0, DAY), "Longest `max-age` (s) of a live answer; 0: `no-store`."
+    )
+    negative_cache_max_age: int = _setting(
+        1, _int_in(0, 3600), "`max-age` (s) of an inactive answer; 0: `no-store`."
+    )
+    feed_heartbeat: float = _setting(
+        15.0, _float_in(0.05, 300), "Seconds between heartbeats on `/v1/events`."
     )
 
     def __post_init__(self) -> None:

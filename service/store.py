@@ -44,12 +44,33 @@ class Issued:
     evicted: list[tuple[str, str]]  # (rid, app id) revoked by the per-user limit
 
 
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """What XINFO STREAM tells of the events stream; ids are ``"<ms>-<seq>"`` strings."""
+
+    last_id: str  # the last id ever added ("0-0": none)
+    first_id: str  # the oldest entry still held ("0-0": none)
+    length: int
+    entries_added: int  # ever; more than ``length`` once entries were trimmed
+
+
+# An event of the stream: its id and its fields.
+StreamEntry = tuple[str, dict[str, str]]
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 def _pairs(flat: Sequence[bytes]) -> list[tuple[str, str]]:
     return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
+
+
+def _entries(raw: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> list[StreamEntry]:
+    return [
+        (entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()})
+        for entry_id, fields in raw
+    ]
 
 
 def _watermarks(raw: dict[bytes, bytes]) -> dict[str, int]:
@@ -214,6 +235,38 @@ class TokenStore:
         with redis_errors_as_unavailable():
             raw = await client.lrange(self.keys.user_events(tag), 0, -1)
         return [orjson.loads(entry) for entry in raw]
+
+    # --- the events stream, read by the revocation feed -------------------------------------
+
+    async def event_stream(self) -> StreamState | None:
+        """The state of the events stream, or None if it does not exist (yet)."""
+        client = cast(Any, await self.client())
+        with redis_errors_as_unavailable():
+            try:
+                info = await client.xinfo_stream(self.keys.events)
+            except ResponseError as exc:
+                if "no such key" in str(exc).lower():
+                    return None
+                raise
+        return StreamState(
+            last_id=info["last-generated-id"].decode(),
+            first_id=info["recorded-first-entry-id"].decode(),
+            length=int(info["length"]),
+            entries_added=int(info["entries-added"]),
+        )
+
+    async def read_events(self, after: str, block_ms: int, count: int) -> list[StreamEntry]:
+        """Events after id ``after``, waiting up to ``block_ms`` for one (XREAD BLOCK)."""
+        client = cast(Any, await self.client())
+        with redis_errors_as_unavailable():
+            streams = await client.xread({self.keys.events: after}, count=count, block=block_ms)
+        return _entries(streams[0][1]) if streams else []
+
+    async def event_range(self, after: str, last: str, count: int) -> list[StreamEntry]:
+        """At most ``count`` events with ids in (``after``, ``last``], oldest first."""
+        client = cast(Any, await self.client())
+        with redis_errors_as_unavailable():
+            return _entries(await client.xrange(self.keys.events, f"({after}", last, count=count))
 
     # --- app indexes: listing and sweeping ---------------------------------------------------
 

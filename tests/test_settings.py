@@ -31,6 +31,11 @@ def test_defaults_and_overrides() -> None:
         ("TOKENSTORE_KEY_PREFIX", "a{b}"),
         ("TOKENSTORE_LOG_LEVEL", "LOUD"),
         ("TOKENSTORE_REDIS_TIMEOUT", "nan"),
+        ("TOKENSTORE_AUTHZ_HEADER", "X Token"),
+        ("TOKENSTORE_AUTHZ_HEADER", ""),
+        ("TOKENSTORE_CACHE_MAX_AGE", "-1"),
+        ("TOKENSTORE_NEGATIVE_CACHE_MAX_AGE", "1h"),
+        ("TOKENSTORE_FEED_HEARTBEAT", "0"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

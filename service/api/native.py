@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.api import access
+from service.api import access, hints
 from service.api.access import principal
 from service.api.bodies import Fields, json_object, query_int
-from service.api.responses import SWEEPER, json_response, service
+from service.api.responses import SETTINGS, SWEEPER, json_response, service
 from service.auth import Rule
 from service.clients import Permission
 
@@ -64,8 +64,11 @@ def _default(value: str | None, default: str) -> str:
 async def introspect(request: web.Request) -> web.Response:
     token = Fields(await json_object(request), {"token"}).required_text("token")
     record = await service(request).introspect(token, scope=principal(request).scope)
-    body = INACTIVE if record is None else {"active": True, **record.to_json()}
-    return json_response(body, headers={"Cache-Control": "no-store"})
+    settings = request.app[SETTINGS]
+    if record is None:
+        return json_response(INACTIVE, headers={"Cache-Control": hints.inactive(settings)})
+    body = {"active": True, **record.to_json()}
+    return json_response(body, headers={"Cache-Control": hints.live(settings, record.expires_at)})
 
 
 async def get_token(request: web.Request) -> web.Response:

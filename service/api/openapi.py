@@ -12,8 +12,10 @@ from aiohttp import web
 
 from service import __version__
 from service.api import access
+from service.api.authz import PROXIED_METHODS
 from service.api.responses import json_response
 from service.auth import OPEN, Rule
+from service.identity import HEADERS as IDENTITY
 
 Schema = dict[str, Any]
 
@@ -66,6 +68,27 @@ TOKEN_VALUE = {
     "additionalProperties": False,
     "properties": {"token": {"type": "string"}},
 }
+
+AUTHZ: Schema = {
+    "summary": "Forward auth (nginx auth_request, Traefik forwardAuth): is the bearer token "
+               "live? Needs no client credentials",
+    "description": "Reads `Authorization: Bearer <token>` (or the header named by "
+                   "TOKENSTORE_AUTHZ_HEADER). Every answer carries a Cache-Control hint.",
+    "parameters": [
+        _param("X-Required-Scope", "header", "Space-separated scopes the token must have"),
+        _param("X-Required-App", "header", "App the token must belong to (percent-encoded)"),
+        _param("scope", "query", "Same as X-Required-Scope; every requirement applies"),
+        _param("app", "query", "Same as X-Required-App")],
+    "responses": {
+        "200": {"description": "Live: X-Token-Id, X-Token-User, X-Token-App (percent-encoded"
+                               " UTF-8), X-Token-Scopes, X-Token-Expires (epoch ms); "
+                               "Cache-Control max-age up to the token's expiry",
+                "headers": {name: {"schema": {"type": "string"}} for name in IDENTITY}},
+        "401": _json(_ref("Error"), 'No token (`WWW-Authenticate: Bearer`), or not live or '
+                                    'not for the required app (`error="invalid_token"`)'),
+        "403": _json(_ref("Error"), 'Live, but lacks a required scope '
+                                    '(`error="insufficient_scope"`)'),
+        **_errors(400, 503)}}  # fmt: skip
 
 PATHS: dict[str, dict[str, Schema]] = {
     "/healthz": {"get": {"operationId": "health.healthz",
@@ -130,6 +153,25 @@ PATHS: dict[str, dict[str, Schema]] = {
                         "properties": {"revoked_before": {"type": "integer"}}},
                        "Tokens created before this epoch ms are revoked"),
                        **_errors(400, 503)}}},
+    "/v1/authz": {"get": {**AUTHZ, "operationId": "authz.check"}},
+    "/v1/authz/{path}": {method.lower(): {
+        **AUTHZ, "operationId": f"authz.check_{method.lower()}",
+        "summary": "Forward auth for Envoy's HTTP ext_authz (path_prefix /v1/authz): the "
+                   "client's method and path are kept and ignored; requirements from headers",
+        "parameters": [_param("path", "path", "The client's path, ignored"),
+                       *AUTHZ["parameters"][:2]]}
+        for method in PROXIED_METHODS},
+    "/v1/events": {"get": {
+        "operationId": "v1.events",
+        "summary": "Revocation feed (Server-Sent Events): replay after Last-Event-ID, then "
+                   "live; `ready` once caught up, `reset` if events were lost",
+        "parameters": [_param("Last-Event-ID", "header", "Replay every event after this id"),
+                       _param("last_event_id", "query", "Same as Last-Event-ID")],
+        "responses": {
+            "200": {"description": "text/event-stream: events `token`, `user`, `app` "
+                                   "(JSON data), `ready`, `reset`; heartbeat comments",
+                    "content": {"text/event-stream": {"schema": _ref("RevocationEvent")}}},
+            **_errors(400, 503)}}},
 }  # fmt: skip
 
 _FORM_TOKEN = {
@@ -323,6 +365,19 @@ SCHEMAS: dict[str, Schema] = {
             "at": {"type": "integer", "description": "Epoch ms"},
             "info": {"type": ["object", "null"]},
         }}}}},
+    "RevocationEvent": {
+        "type": "object", "required": ["kind", "app_id"],
+        "description": "`data` of a feed event; its SSE `id` is the Redis stream id",
+        "properties": {
+            "kind": {"enum": ["token", "user", "app"]},
+            "app_id": {"type": "string"},
+            "ids": {"type": "array", "items": {"type": "string"},
+                    "description": "Tokens revoked (token and user events)"},
+            "user_id": {"type": "string", "description": "User events"},
+            "scope": {"const": "user_app", "description": "Only the user's tokens of app_id"},
+            "revoked_before": {"type": "integer",
+                               "description": "App events: tokens created before (epoch ms)"},
+            "at": {"type": "integer", "description": "Epoch ms"}}},
 }  # fmt: skip
 
 SECURITY_SCHEMES: dict[str, Schema] = {

@@ -1,0 +1,156 @@
+"""The revocation feed: ``GET /v1/events``, Server-Sent Events from the Redis events stream.
+
+A stream opens with the events a client missed (``Last-Event-ID`` header or ``last_event_id``
+query: every event after that id, replayed from Redis), then ``event: ready`` whose ``id`` is
+the position reached, then each event as it happens: ``id`` the stream id, ``event`` its
+kind (``token``, ``user``, ``app``), ``data`` JSON. Heartbeat comments keep proxies from
+closing a quiet stream; a heartbeat after events the client may not see carries an ``id``
+alone, so its ``Last-Event-ID`` stays recent. If events after the client's id have been
+trimmed away (older than the longest token lifetime) or the stream was wiped, the client gets
+``event: reset`` first and must drop whatever it cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiohttp import web
+
+from service import sse
+from service.api import access
+from service.api.access import principal
+from service.api.responses import SETTINGS, STORE
+from service.auth import Rule
+from service.clients import Permission
+from service.errors import BadRequest, Unavailable
+from service.feed import (
+    EventFeed,
+    FeedEvent,
+    Subscription,
+    event_key,
+    events_lost_after,
+    parse_event_id,
+)
+from service.settings import Settings
+from service.store import TokenStore
+
+FEED = web.AppKey("feed", EventFeed)
+REPLAY_PAGE = 1000
+RETRY_MS = 1000
+HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-store",
+    "X-Accel-Buffering": "no",  # nginx: pass each event on at once
+}
+
+
+def visible_apps(request: web.Request) -> frozenset[str] | None:
+    """The apps whose events this caller may see (its client's apps); None: every app."""
+    return principal(request).scope.apps
+
+
+class _Writer:
+    """Writes events a client may see and remembers how far it has got."""
+
+    def __init__(self, response: web.StreamResponse, visible: frozenset[str] | None) -> None:
+        self.response = response
+        self.visible = visible
+        self.position = "0-0"  # every event up to here was sent or is not for this client
+        self.client_position = "0-0"  # what the client's Last-Event-ID now is
+
+    async def event(self, event: FeedEvent) -> None:
+        if event_key(event.id) <= event_key(self.position):
+            return  # replayed already
+        self.position = event.id
+        if self.visible is None or event.app_id in self.visible:
+            await self.response.write(event.wire)
+            self.client_position = event.id
+
+    async def heartbeat(self) -> None:
+        if self.client_position != self.position:
+            await self.response.write(sse.message(id=self.position))
+            self.client_position = self.position
+        else:
+            await self.response.write(sse.comment("heartbeat"))
+
+    async def control(self, event: str, data: str) -> None:
+        await self.response.write(sse.message(id=self.position, event=event, data=data))
+        self.client_position = self.position
+
+
+async def _replay(writer: _Writer, store: TokenStore, after: str, last: str) -> None:
+    while event_key(after) < event_key(last):
+        page = await store.event_range(after, last, REPLAY_PAGE)
+        if not page:
+            return
+        for entry in page:
+            await writer.event(FeedEvent.from_entry(entry))
+        after = page[-1][0]
+
+
+def _last_event_id(request: web.Request) -> str | None:
+    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    if not raw:
+        return None
+    if parse_event_id(raw) is None:
+        raise BadRequest("Last-Event-ID is not an id of this feed", code="invalid_event_id")
+    return raw
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    settings, store, feed = request.app[SETTINGS], request.app[STORE], request.app[FEED]
+    after = _last_event_id(request)
+    visible = visible_apps(request)
+    # Until the response starts, a failure is an ordinary error answer (503 if Redis is down).
+    subscription = await feed.subscribe()
+    try:
+        lost = after is not None and events_lost_after(await store.event_stream(), after)
+        response = web.StreamResponse(headers=HEADERS)
+        await response.prepare(request)
+        # Once the stream has started an error can only end it; the client reconnects with
+        # its Last-Event-ID and loses nothing.
+        with contextlib.suppress(Unavailable, ConnectionResetError):
+            await _stream(_Writer(response, visible), subscription, store, settings, after, lost)
+        return response
+    finally:
+        feed.unsubscribe(subscription)
+
+
+async def _stream(
+    writer: _Writer,
+    subscription: Subscription,
+    store: TokenStore,
+    settings: Settings,
+    after: str | None,
+    lost: bool,
+) -> None:
+    await writer.response.write(sse.message(retry_ms=RETRY_MS))
+    if after is None or lost:
+        writer.position = subscription.start
+        if lost:
+            await writer.control("reset", '{"reason":"events_lost"}')
+    else:
+        writer.position = after
+        await _replay(writer, store, after, subscription.start)
+        if event_key(subscription.start) > event_key(writer.position):
+            writer.position = subscription.start  # nothing else up to there
+    await writer.control("ready", f'{{"heartbeat":{settings.feed_heartbeat}}}')
+    async for event in subscription.follow(settings.feed_heartbeat):
+        if event is None:
+            await writer.heartbeat()
+        else:
+            await writer.event(event)
+
+
+async def _close_streams(app: web.Application) -> None:
+    await app[FEED].close()
+
+
+def setup(app: web.Application) -> None:
+    # XREAD BLOCK must return before the Redis socket timeout would cut it.
+    block_ms = max(10, min(1000, int(app[SETTINGS].redis_timeout * 500)))
+    app[FEED] = EventFeed(app[STORE], block_ms)
+    app.on_shutdown.append(_close_streams)
+    app.router.add_get("/v1/events", events, name="v1.events", allow_head=False)
+    # Gateways hold `introspect`; the feed tells them which of their cached answers to drop.
+    access.declare(app, {"v1.events": Rule(Permission.INTROSPECT)})
