@@ -14,6 +14,7 @@ from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
 from service.clients import ClientRegistry
 from service.errors import Unavailable
+from service.lifecycle import LIFECYCLE, Lifecycle
 from service.service import TokenService
 from service.settings import Settings
 from service.store import TokenStore
@@ -38,6 +39,7 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app[ERROR_RENDERERS] = {}
     app[access.RULES] = {}
     app[CLIENTS] = clients_file.for_settings(settings) if clients is None else clients
+    app[LIFECYCLE] = Lifecycle()
     store = TokenStore(settings)
     app[STORE] = store
     app[SERVICE] = TokenService(store, settings)

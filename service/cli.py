@@ -9,9 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from service import clients_file
+from service import clients_file, runner
 from service.app import create_app
 from service.clients_file import ClientsError
 from service.logs import configure
@@ -23,14 +21,7 @@ CONFIG_ERROR = 2
 def serve(settings: Settings) -> int:
     app = create_app(settings)  # first: a bad clients file is reported before anything starts
     configure(settings.log_level)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        pass
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None)
-    return 0
+    return runner.run(app, settings)
 
 
 def healthcheck(settings: Settings) -> int:

@@ -99,6 +99,12 @@ class Settings:
     clients_file: str | None = _setting(
         None, _optional_path, "JSON file of API clients; required with a Redis URL."
     )
+    shutdown_timeout: float = _setting(
+        20.0, _float_in(0, 3600), "Seconds in-flight requests get to finish after SIGTERM."
+    )
+    shutdown_delay: float = _setting(
+        0.0, _float_in(0, 300), "Seconds between SIGTERM and closing the listener (503 /readyz)."
+    )
 
     def __post_init__(self) -> None:
         if self.default_ttl > self.max_ttl:
