@@ -10,11 +10,14 @@ from aiohttp import web
 
 from service import clients_file
 from service.api import access, fusionauth, health, native, oauth, onegini, openapi, usergrid
+from service.api import metrics as metrics_api
+from service.api import observe as observe_api
 from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
 from service.clients import ClientRegistry
 from service.errors import Unavailable
 from service.lifecycle import LIFECYCLE, Lifecycle
+from service.metrics import Metrics
 from service.service import TokenService
 from service.settings import Settings
 from service.store import TokenStore
@@ -40,9 +43,10 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app[access.RULES] = {}
     app[CLIENTS] = clients_file.for_settings(settings) if clients is None else clients
     app[LIFECYCLE] = Lifecycle()
-    store = TokenStore(settings)
+    metrics = app[metrics_api.METRICS] = Metrics.from_env()
+    store = TokenStore(settings, metrics)
     app[STORE] = store
-    app[SERVICE] = TokenService(store, settings)
+    app[SERVICE] = TokenService(store, settings, metrics)
     app[SWEEPER] = AppSweeper(store)
     app.cleanup_ctx.append(_redis)
     health.setup(app)
@@ -52,7 +56,9 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     onegini.setup(app)
     usergrid.setup(app)  # last: its /{org}/{app}/... pattern is the broadest
     openapi.setup(app)
+    metrics_api.setup(app)
     access.check_rules(app)
+    observe_api.setup(app)
     return app
 
 

@@ -65,6 +65,13 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise ValueError("expected true or false")
+    return value in {"1", "true", "yes", "on"}
+
+
 def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -105,6 +112,7 @@ class Settings:
     shutdown_delay: float = _setting(
         0.0, _float_in(0, 300), "Seconds between SIGTERM and closing the listener (503 /readyz)."
     )
+    log_user_ids: bool = _setting(False, _bool, "Put the user id of the path in request logs.")
 
     def __post_init__(self) -> None:
         if self.default_ttl > self.max_ttl:
