@@ -65,6 +65,15 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def parse_workers(raw: str) -> int:
+    """Worker processes; ``auto`` is 0, which stands for one per CPU (resolved at start)."""
+    if raw.lower() == "auto":
+        return 0
+    if not raw.isdigit() or int(raw) > 1024:
+        raise ValueError("expected auto or a number of processes from 0 to 1024")
+    return int(raw)
+
+
 def _bool(raw: str) -> bool:
     value = raw.lower()
     if value not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
@@ -111,6 +120,9 @@ class Settings:
     )
     shutdown_delay: float = _setting(
         0.0, _float_in(0, 300), "Seconds between SIGTERM and closing the listener (503 /readyz)."
+    )
+    workers: int = _setting(
+        1, parse_workers, "Processes sharing the port (SO_REUSEPORT). 0 or `auto`: one per CPU."
     )
     log_user_ids: bool = _setting(False, _bool, "Put the user id of the path in request logs.")
 
