@@ -1,3 +1,5 @@
 from service.cli import main
 
-raise SystemExit(main())
+# Guarded: worker processes (multiprocessing "spawn") import this module again as __mp_main__.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,10 +21,14 @@ from service.api import (
     openapi,
     usergrid,
 )  # fmt: skip
+from service.api import metrics as metrics_api
+from service.api import observe as observe_api
 from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
 from service.clients import ClientRegistry
 from service.errors import Unavailable
+from service.lifecycle import LIFECYCLE, Lifecycle
+from service.metrics import Metrics
 from service.service import TokenService
 from service.settings import Settings
 from service.store import TokenStore
@@ -49,9 +53,11 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app[ERROR_RENDERERS] = {}
     app[access.RULES] = {}
     app[CLIENTS] = clients_file.for_settings(settings) if clients is None else clients
-    store = TokenStore(settings)
+    app[LIFECYCLE] = Lifecycle()
+    metrics = app[metrics_api.METRICS] = Metrics.from_env()
+    store = TokenStore(settings, metrics)
     app[STORE] = store
-    app[SERVICE] = TokenService(store, settings)
+    app[SERVICE] = TokenService(store, settings, metrics)
     app[SWEEPER] = AppSweeper(store)
     app.cleanup_ctx.append(_redis)
     health.setup(app)
@@ -63,7 +69,9 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     feed.setup(app)
     usergrid.setup(app)  # last: its /{org}/{app}/... pattern is the broadest
     openapi.setup(app)
+    metrics_api.setup(app)
     access.check_rules(app)
+    observe_api.setup(app)
     return app
 
 

@@ -10,14 +10,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from service.redis_client import AnyRedis, redis_errors_as_unavailable, unavailable
+from service.redis_client import AnyRedis, RedisCalls, unavailable
 
 Command = tuple[str | bytes, ...]
 
 
 class ReadBatcher:
-    def __init__(self, client: Callable[[], Awaitable[AnyRedis]]) -> None:
+    def __init__(self, client: Callable[[], Awaitable[AnyRedis]], calls: RedisCalls) -> None:
         self._client = client
+        self._calls = calls
         self._pending: dict[Command, asyncio.Future[Any]] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -38,8 +39,8 @@ class ReadBatcher:
 
     async def _send(self, batch: dict[Command, asyncio.Future[Any]]) -> None:
         try:
-            with redis_errors_as_unavailable():
-                client = await self._client()
+            client = await self._client()
+            with self._calls("read_batch"):
                 pipe = client.pipeline(transaction=False)
                 for command in batch:
                     pipe.execute_command(*command)

@@ -9,28 +9,30 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from service import clients_file
+from service import clients_file, runner, workers
 from service.app import create_app
 from service.clients_file import ClientsError
 from service.logs import configure
-from service.settings import Settings, SettingsError, env_name
+from service.settings import Settings, SettingsError, env_name, parse_workers
 
 CONFIG_ERROR = 2
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, worker_count: int | None = None) -> int:
+    """One process (the default), or ``--workers`` processes under a supervisor."""
     app = create_app(settings)  # first: a bad clients file is reported before anything starts
     configure(settings.log_level)
-    try:
-        import uvloop
+    count = workers.resolve(settings.workers if worker_count is None else worker_count)
+    if count == 1:
+        return runner.run(app, settings)
+    return workers.supervise(settings, count)  # each worker builds its own app
 
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        pass
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None)
-    return 0
+
+def _workers_option(raw: str) -> int:
+    try:
+        return parse_workers(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def healthcheck(settings: Settings) -> int:
@@ -62,7 +64,15 @@ def _comma_list(value: str) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokenstore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the HTTP service (settings from TOKENSTORE_*)")
+    serve_command = commands.add_parser(
+        "serve", help="run the HTTP service (settings from TOKENSTORE_*)"
+    )
+    serve_command.add_argument(
+        "--workers",
+        type=_workers_option,
+        metavar="N",
+        help="processes sharing the port; 0 or auto: one per CPU (default: TOKENSTORE_WORKERS)",
+    )
     commands.add_parser("healthcheck", help="exit 0 if the local service answers /healthz")
     client = commands.add_parser("client", help="manage API clients in the clients file")
     actions = client.add_subparsers(dest="action", required=True)
@@ -87,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "serve":
-            return serve(settings)
+            return serve(settings, args.workers)
         if args.command == "client":
             return add_client(settings, args)
     except (SettingsError, ClientsError) as exc:

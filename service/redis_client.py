@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias, cast
@@ -19,6 +20,7 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.exceptions import RedisError
 
 from service.errors import Unavailable
+from service.observer import NO_OBSERVER, Observer
 from service.settings import Settings
 
 AnyRedis: TypeAlias = Redis | RedisCluster
@@ -36,18 +38,35 @@ def unavailable(exc: BaseException) -> Unavailable:
     return error
 
 
-@contextmanager
-def redis_errors_as_unavailable() -> Iterator[None]:
-    try:
-        yield
-    except REDIS_FAILURES as exc:
-        raise unavailable(exc) from exc
+class RedisCalls:
+    """The one place Redis round trips are timed and counted: the store runs each of them in
+    ``with calls(op):`` (``op`` names a store operation, never a key). Failures are counted by
+    exception class, then become Unavailable."""
+
+    def __init__(self, observer: Observer = NO_OBSERVER) -> None:
+        self._observer = observer
+
+    @contextmanager
+    def __call__(self, op: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except REDIS_FAILURES as exc:
+            self._observer.redis_call(op, time.perf_counter() - start, type(exc).__name__)
+            raise unavailable(exc) from exc
+        self._observer.redis_call(op, time.perf_counter() - start, None)
 
 
 class RedisConnector:
-    def __init__(self, settings: Settings, on_connect: Callable[[AnyRedis], Awaitable[None]]):
+    def __init__(
+        self,
+        settings: Settings,
+        on_connect: Callable[[AnyRedis], Awaitable[None]],
+        calls: RedisCalls | None = None,
+    ):
         self._settings = settings
         self._on_connect = on_connect
+        self._calls = calls or RedisCalls()
         self._client: AnyRedis | None = None
         self._lock = asyncio.Lock()
         self.embedded = settings.redis_url is None
@@ -59,7 +78,7 @@ class RedisConnector:
             return client
         async with self._lock:
             if self._client is None:
-                with redis_errors_as_unavailable():
+                with self._calls("connect"):
                     new = await self._open()
                     await self._on_connect(new)
                 self._client = new

@@ -16,6 +16,7 @@ import orjson
 from service import tokens, validation
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.keys import APP_BUCKETS
+from service.observer import NO_OBSERVER, Observer
 from service.records import TokenDraft, TokenRecord, decode
 from service.scope import Scope
 from service.settings import Settings
@@ -47,9 +48,12 @@ class AppPage:
 
 
 class TokenService:
-    def __init__(self, store: TokenStore, settings: Settings) -> None:
+    def __init__(
+        self, store: TokenStore, settings: Settings, observer: Observer = NO_OBSERVER
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.observer = observer
         self._retention_ms = settings.max_ttl * 1000
 
     # --- issue ------------------------------------------------------------------------------
@@ -110,7 +114,9 @@ class TokenService:
                 raise
             if issued.evicted:
                 await self._emit("token", tag, issued.evicted, Actor("limit"), draft.user_id)
+                self.observer.revoked("limit")
             record = draft.record(str(tid), digest, issued.created_us, issued.expires_at)
+            self.observer.issued(registered=token is not None)
             return IssuedToken(record, None if token is not None else value)
         raise Conflict("could not draw a free token id; retry")
 
@@ -128,7 +134,9 @@ class TokenService:
         """The record of a live token in scope, or None for anything else (never an error)."""
         tid = await self._locate(value)
         record = None if tid is None else await self._live(tid, tokens.digest(value))
-        return record if record is not None and scope.admits(record) else None
+        answer = record if record is not None and scope.admits(record) else None
+        self.observer.introspected(answer is not None)
+        return answer
 
     async def _locate(self, value: str) -> TokenId | None:
         if not 0 < len(value) <= tokens.MAX_TOKEN_CHARS:
@@ -226,6 +234,7 @@ class TokenService:
             return []
         app, user_id = revoked
         await self._emit("token", tid.tag, [(tid.rid, app)], actor, user_id)
+        self.observer.revoked("token")
         return [str(tid)]
 
     async def revoke_token(self, value: str, actor: Actor, *, scope: Scope) -> list[str]:
@@ -260,6 +269,8 @@ class TokenService:
             keep_rid=keep.rid if keep is not None and keep.tag == tag else "",
         )
         await self._emit("user", tag, revoked, actor, user_id, scope_app=app_id)
+        if revoked:
+            self.observer.revoked("user_app" if app_id else "user")
         return [str(TokenId(tag, rid)) for rid, _ in revoked]
 
     async def revoke_app(self, app_id: str, actor: Actor, *, scope: Scope) -> int:
@@ -271,6 +282,7 @@ class TokenService:
         watermark = -(-watermark_us // 1000)
         event: dict[str, str | int] = {"kind": "app", "app_id": app_id, "revoked_before": watermark}
         await self.store.append_event({**event, **_actor_fields(actor)}, self._retention_ms)
+        self.observer.revoked("app")
         return watermark
 
     async def user_events(self, user_id: str, *, scope: Scope) -> list[dict[str, Any]]:

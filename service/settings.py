@@ -76,6 +76,22 @@ def _header_name(raw: str) -> str:
     return raw
 
 
+def parse_workers(raw: str) -> int:
+    """Worker processes; ``auto`` is 0, which stands for one per CPU (resolved at start)."""
+    if raw.lower() == "auto":
+        return 0
+    if not raw.isdigit() or int(raw) > 1024:
+        raise ValueError("expected auto or a number of processes from 0 to 1024")
+    return int(raw)
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise ValueError("expected true or false")
+    return value in {"1", "true", "yes", "on"}
+
+
 def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -122,6 +138,16 @@ class Settings:
     feed_heartbeat: float = _setting(
         15.0, _float_in(0.05, 300), "Seconds between heartbeats on `/v1/events`."
     )
+    shutdown_timeout: float = _setting(
+        20.0, _float_in(0, 3600), "Seconds in-flight requests get to finish after SIGTERM."
+    )
+    shutdown_delay: float = _setting(
+        0.0, _float_in(0, 300), "Seconds between SIGTERM and closing the listener (503 /readyz)."
+    )
+    workers: int = _setting(
+        1, parse_workers, "Processes sharing the port (SO_REUSEPORT). 0 or `auto`: one per CPU."
+    )
+    log_user_ids: bool = _setting(False, _bool, "Put the user id of the path in request logs.")
 
     def __post_init__(self) -> None:
         if self.default_ttl > self.max_ttl:

@@ -19,7 +19,8 @@ from redis.exceptions import ResponseError
 from service import tokens
 from service.batching import ReadBatcher
 from service.keys import APP_BUCKETS, Keys
-from service.redis_client import AnyRedis, RedisConnector, redis_errors_as_unavailable
+from service.observer import NO_OBSERVER, Observer
+from service.redis_client import AnyRedis, RedisCalls, RedisConnector
 from service.settings import Settings
 from service.tokens import TokenId
 
@@ -79,10 +80,11 @@ def _watermarks(raw: dict[bytes, bytes]) -> dict[str, int]:
 
 
 class TokenStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observer: Observer = NO_OBSERVER) -> None:
         self.keys = Keys(settings.key_prefix)
-        self.connector = RedisConnector(settings, self._on_connect)
-        self.batcher = ReadBatcher(self.connector.client)
+        self.calls = RedisCalls(observer)
+        self.connector = RedisConnector(settings, self._on_connect, self.calls)
+        self.batcher = ReadBatcher(self.connector.client, self.calls)
         self._scripts: dict[str, AsyncScript] = {}
         self._tag_key: bytes | None = None
 
@@ -108,12 +110,12 @@ class TokenStore:
 
     async def _script(self, name: str, keys: list[str], args: Sequence[Any]) -> Any:
         await self.client()
-        with redis_errors_as_unavailable():
+        with self.calls(name):
             return await self._scripts[name](keys=keys, args=list(args))
 
     async def ping(self) -> bool:
         client = await self.client()
-        with redis_errors_as_unavailable():
+        with self.calls("ping"):
             return bool(await cast(Any, client).ping())
 
     # --- the hot path: batched reads --------------------------------------------------------
@@ -154,7 +156,7 @@ class TokenStore:
         """Point a registered token's digest at its id; returns the id it already had, if any."""
         client = cast(Any, await self.client())
         key = self.keys.pointer(token_digest)
-        with redis_errors_as_unavailable():
+        with self.calls("claim_pointer"):
             if await client.set(key, str(tid), px=ttl_ms, nx=True):
                 return None
             existing = await client.get(key)
@@ -162,12 +164,12 @@ class TokenStore:
 
     async def set_pointer(self, token_digest: bytes, tid: TokenId, ttl_ms: int) -> None:
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("set_pointer"):
             await client.set(self.keys.pointer(token_digest), str(tid), px=ttl_ms)
 
     async def drop_pointer(self, token_digest: bytes) -> None:
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("drop_pointer"):
             await client.unlink(self.keys.pointer(token_digest))
 
     async def revoke_one(
@@ -219,7 +221,7 @@ class TokenStore:
     ) -> str:
         """Append to the events stream and, for a user's revocation, to that user's list."""
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("append_event"):
             event_id = await client.xadd(
                 self.keys.events, fields, minid=now_ms() - retention_ms, approximate=True
             )
@@ -232,7 +234,7 @@ class TokenStore:
     async def user_events(self, tag: str) -> list[dict[str, Any]]:
         """The user's recent revocation events, newest first."""
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("user_events"):
             raw = await client.lrange(self.keys.user_events(tag), 0, -1)
         return [orjson.loads(entry) for entry in raw]
 
@@ -241,7 +243,7 @@ class TokenStore:
     async def event_stream(self) -> StreamState | None:
         """The state of the events stream, or None if it does not exist (yet)."""
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("event_stream"):
             try:
                 info = await client.xinfo_stream(self.keys.events)
             except ResponseError as exc:
@@ -258,14 +260,14 @@ class TokenStore:
     async def read_events(self, after: str, block_ms: int, count: int) -> list[StreamEntry]:
         """Events after id ``after``, waiting up to ``block_ms`` for one (XREAD BLOCK)."""
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("read_events"):
             streams = await client.xread({self.keys.events: after}, count=count, block=block_ms)
         return _entries(streams[0][1]) if streams else []
 
     async def event_range(self, after: str, last: str, count: int) -> list[StreamEntry]:
         """At most ``count`` events with ids in (``after``, ``last``], oldest first."""
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("event_range"):
             return _entries(await client.xrange(self.keys.events, f"({after}", last, count=count))
 
     # --- app indexes: listing and sweeping ---------------------------------------------------
@@ -274,7 +276,7 @@ class TokenStore:
         """The user tags of buckets ``first_bucket..`` (one round), each bucket's tags sorted."""
         client = await self.client()
         last = min(first_bucket + BUCKETS_PER_ROUND, APP_BUCKETS)
-        with redis_errors_as_unavailable():
+        with self.calls("app_users"):
             pipe = client.pipeline(transaction=False)
             for bucket in range(first_bucket, last):
                 pipe.zrangebyscore(self.keys.app_bucket(app_id, bucket), now_ms(), "+inf")
@@ -286,18 +288,18 @@ class TokenStore:
 
     async def pop_app_users(self, app_id: str, bucket: int, count: int) -> list[str]:
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("pop_app_users"):
             popped = await client.zpopmin(self.keys.app_bucket(app_id, bucket), count)
         return [tag.decode() for tag, _score in popped]
 
     async def pending_sweeps(self) -> dict[str, int]:
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("pending_sweeps"):
             return _watermarks(await client.hgetall(self.keys.sweeps))
 
     async def finish_sweep(self, app_id: str, watermark: int) -> None:
         client = cast(Any, await self.client())
-        with redis_errors_as_unavailable():
+        with self.calls("finish_sweep"):
             # A newer revocation of the same app during the sweep leaves its own entry.
             if await client.hget(self.keys.sweeps, app_id) == str(watermark).encode():
                 await client.hdel(self.keys.sweeps, app_id)

@@ -1,5 +1,5 @@
 """Probes: ``/healthz`` says the process is alive (never asks Redis), ``/readyz`` that it can
-serve (Redis answers)."""
+serve (Redis answers, and shutdown has not begun)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from service.api import access
 from service.api.responses import STORE, json_response
 from service.auth import OPEN
 from service.errors import Unavailable
+from service.lifecycle import LIFECYCLE
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -16,6 +17,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[LIFECYCLE].draining:
+        # At once, without asking Redis: load balancers must stop sending before we stop.
+        return json_response({"status": "shutting_down"}, status=503)
     store = request.app[STORE]
     try:
         await store.ping()

@@ -99,6 +99,11 @@ PATHS: dict[str, dict[str, Schema]] = {
                                       "503": {"description": "Not ready"}}}},
     "/openapi.json": {"get": {"operationId": "health.openapi", "summary": "This document",
                               "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    "/metrics": {"get": {"operationId": "ops.metrics",
+                         "summary": "Prometheus metrics, summed over every worker process",
+                         "responses": {"200": {
+                             "description": "Prometheus text format 0.0.4",
+                             "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     "/v1/tokens": {"post": {
         "operationId": "v1.issue",
         "summary": "Mint a token, or register an externally minted one (with `token`)",

@@ -1,0 +1,64 @@
+"""``GET /metrics``: Prometheus text, open like the probes (route name ``ops.metrics``).
+
+Besides the samples of every worker process (service.metrics), each scrape reads the state of
+the revocation event stream from Redis:
+
+- ``tokenstore_event_stream_length``: events kept (the stream is trimmed to the longest token
+  lifetime);
+- ``tokenstore_event_stream_lag_seconds``: now minus the time of the newest event, i.e. how far
+  behind the present the stream's head is. A consumer that has read the newest event is this
+  far behind; after a revocation it is near zero, and it grows while nothing is revoked.
+
+Both are left out of a scrape while Redis cannot be reached.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from service.api import access
+from service.api.responses import STORE
+from service.auth import OPEN
+from service.errors import Unavailable
+from service.metrics import Metrics
+from service.store import TokenStore, now_ms
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+async def event_stream_families(store: TokenStore) -> list[Metric]:
+    try:
+        state = await store.event_stream()
+        length = state.length if state else 0
+        newest_ms = int(state.last_id.split("-")[0]) if state and state.length else None
+    except Unavailable:
+        return []
+    families: list[Metric] = [
+        GaugeMetricFamily(
+            "tokenstore_event_stream_length", "Revocation events kept in Redis.", value=length
+        )
+    ]
+    if newest_ms is not None:
+        lag = max(0, now_ms() - newest_ms) / 1000
+        families.append(
+            GaugeMetricFamily(
+                "tokenstore_event_stream_lag_seconds",
+                "Seconds since the newest revocation event was appended.",
+                value=lag,
+            )
+        )
+    return families
+
+
+async def metrics(request: web.Request) -> web.Response:
+    extra = await event_stream_families(request.app[STORE])
+    body = request.app[METRICS].render(extra)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics, name="ops.metrics", allow_head=False)
+    access.declare(app, {"ops.metrics": OPEN})

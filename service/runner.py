@@ -1,0 +1,87 @@
+"""One serving process: listen, run until SIGTERM or SIGINT, then shut down gracefully.
+
+Shutdown, in order:
+
+1. ``/readyz`` answers 503 at once, and every response from then on closes its connection.
+2. ``TOKENSTORE_SHUTDOWN_DELAY`` seconds (default 0) with the listener still open, for load
+   balancers that learn of readiness by polling it.
+3. The listener closes, idle keep-alive connections close, and requests in flight get up to
+   ``TOKENSTORE_SHUTDOWN_TIMEOUT`` seconds to finish; any left then are cancelled.
+4. The app sweep stops and the Redis pool closes; the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from service.lifecycle import LIFECYCLE
+from service.settings import Settings
+
+log = logging.getLogger("tokenstore.runner")
+
+
+def run(
+    app: web.Application,
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    parent_sentinel: int | None = None,
+) -> int:
+    """Serve ``app`` until told to stop; a worker also stops on EOF of ``parent_sentinel``."""
+    return _run_loop(serve(app, settings, reuse_port=reuse_port, parent_sentinel=parent_sentinel))
+
+
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+async def serve(
+    app: web.Application, settings: Settings, *, reuse_port: bool, parent_sentinel: int | None
+) -> int:
+    stop = _stop_event(parent_sentinel)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    address = {"host": settings.host, "port": settings.port}
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen: %s", exc, extra=address)
+            return 1
+        log.info("listening", extra=address)
+        await stop.wait()
+        app[LIFECYCLE].drain()
+        log.info("shutdown: not ready", extra={"delay_s": settings.shutdown_delay})
+        await asyncio.sleep(settings.shutdown_delay)
+        log.info("shutdown: closing the listener", extra={"drain_s": settings.shutdown_timeout})
+    finally:
+        await runner.cleanup()
+    log.info("shutdown: done")
+    return 0
+
+
+def _stop_event(parent_sentinel: int | None) -> asyncio.Event:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if parent_sentinel is not None:
+        # Readable once the supervisor is gone (even SIGKILLed): never serve as an orphan.
+        def parent_gone() -> None:
+            loop.remove_reader(parent_sentinel)
+            log.warning("supervisor gone; shutting down")
+            stop.set()
+
+        loop.add_reader(parent_sentinel, parent_gone)
+    return stop
