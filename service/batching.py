@@ -48,16 +48,24 @@ class ReadBatcher:
         except Exception as exc:
             for future in batch.values():
                 if not future.done():
-                    future.set_exception(exc)
+                    _fail(future, exc)
             return
         for future, result in zip(batch.values(), results, strict=True):
             if future.done():
                 continue
             if isinstance(result, Exception):
-                future.set_exception(unavailable(result))
+                _fail(future, unavailable(result))
             else:
                 future.set_result(result)
 
     async def drain(self) -> None:
         while self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    future.set_exception(exc)
+    # Whoever awaits it still gets the exception. But a reader may no longer be waiting (its
+    # other read of the batch failed first, as in read_token, or it was cancelled): without
+    # this, asyncio logs a "Future exception was never retrieved" traceback for each one.
+    future.exception()

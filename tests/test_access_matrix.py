@@ -1,12 +1,17 @@
 """Every route, for every kind of caller: the expected answer, with Redis unchanged unless the
 call was allowed to change it, and no secret or token in any answer or log line.
 
+The native API and the feed take API client credentials (a user's own token on self-service
+routes only); forward auth (``authz.*``) takes none: the bearer token is the only credential,
+and only a live user token passes.
+
 One backend (standalone): the matrix is about who may call what; what differs per backend
 (the scripts) is covered by test_access.py and test_native_api.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import ClientResponse
 from helpers import (
     ADMIN_HEADERS,
     ADMIN_ID,
@@ -27,9 +33,13 @@ from helpers import (
     write_clients,
 )
 
+from service import sse
+from service.api.access import RULES
+from service.api.authz import PROXIED_METHODS
 from service.api.responses import STORE
 from service.app import create_app
 from service.clients import Permission
+from service.identity import Identity
 from service.redis_client import AnyRedis
 from service.settings import Settings
 
@@ -50,13 +60,19 @@ MATRIX: dict[str, tuple[str | int, ...]] = {
     "v1.user_events":        (401, 401, 401, OK, OK, OK, 403, OK, NONE, 401, 401),
     "v1.list_app_tokens":    (401, 401, 401, OK, OK, OK, 403, OK, NONE, 401, 401),
     "v1.revoke_app_tokens":  (401, 401, 401, OK, OK, OK, 403, OK, 403,  401, 401),
+    "v1.events":             (401, 401, 401, OK, OK, OK, 403, OK, NONE, 401, 401),
+    "authz.check":           (401, 401, 401, 401, 401, 401, 401, 401, 401, OK, OK),
 }  # fmt: skip
+# The Envoy form of forward auth (/v1/authz/{path}, one route per method): the same handler
+# and rule as authz.check (checked below), so that row stands for them.
+SAME_AS = {f"authz.check_{method.lower()}": "authz.check" for method in PROXIED_METHODS}
 WRITES = {"v1.issue", "v1.revoke_by_id", "v1.revoke_by_value", "v1.revoke_user_tokens",
           "v1.revoke_app_tokens"}  # fmt: skip
 NEEDS = {
     "v1.issue": Permission.ISSUE, "v1.introspect": Permission.INTROSPECT,
     "v1.revoke_by_id": Permission.REVOKE, "v1.revoke_by_value": Permission.REVOKE,
     "v1.revoke_user_tokens": Permission.REVOKE, "v1.revoke_app_tokens": Permission.ADMIN,
+    "v1.events": Permission.INTROSPECT,
 }  # fmt: skip
 ABSENT = {
     "v1.introspect": {"active": False},
@@ -66,6 +82,7 @@ ABSENT = {
     "v1.revoke_user_tokens": {"revoked": []},
     "v1.user_events": {"events": []},
     "v1.list_app_tokens": {"tokens": [], "next_cursor": None},
+    "v1.events": {"events": ["ready"]},  # the replay skips web's events
 }
 SECRET_OF = {p: f"tkc_lacking-{p.value}-secret" for p in Permission}
 APP_SECRET, OTHER_APP_SECRET = "tkc_scoped-to-web-secret", "tkc_scoped-to-other-secret"
@@ -138,6 +155,9 @@ def _request(route: str, w: World) -> tuple[str, str, Any]:
         "v1.user_events": ("GET", "/v1/users/alice/events", None),
         "v1.list_app_tokens": ("GET", "/v1/apps/web/tokens", None),
         "v1.revoke_app_tokens": ("DELETE", "/v1/apps/web/tokens", None),
+        # From the start of the stream: alice's revoked token (app "web") is replayed.
+        "v1.events": ("GET", "/v1/events?last_event_id=0-0", None),
+        "authz.check": ("GET", "/v1/authz", None),
     }[route]
 
 
@@ -157,8 +177,9 @@ def _headers(caller: str, route: str, w: World) -> dict[str, str] | None:
     }[caller]
 
 
-def _check_done(route: str, body: Any, w: World) -> None:
+def _check_done(route: str, caller: str, body: Any, w: World) -> None:
     alice = w.alice["id"]
+    presented = w.alice if caller == "own_token" else w.bob  # forward auth: whose token
     checks: dict[str, Callable[[], bool]] = {
         "v1.issue": lambda: body["user_id"] == "alice" and body["token"].startswith("tks_"),
         "v1.introspect": lambda: body["active"] is True and body["id"] == alice,
@@ -170,8 +191,37 @@ def _check_done(route: str, body: Any, w: World) -> None:
         "v1.user_events": lambda: [e["kind"] for e in body["events"]] == ["token"],
         "v1.list_app_tokens": lambda: len(body["tokens"]) == 2,
         "v1.revoke_app_tokens": lambda: isinstance(body["revoked_before"], int),
+        "v1.events": lambda: body == {"events": ["token", "ready"]},
+        "authz.check": lambda: body == {"id": presented["id"], "user_id": presented["user_id"]},
     }
     assert checks[route](), body
+
+
+async def _answer(route: str, response: ClientResponse) -> Any:
+    """The JSON body; for an open feed, the kinds of its messages up to ``ready`` (then it is
+    closed); for a passed forward-auth check, the identity its headers tell."""
+    if response.status == 200 and route == "v1.events":
+        assert response.headers["Content-Type"] == "text/event-stream"
+        messages = sse.parse(response.content.readline)
+        kinds: list[str | None] = []
+        async with asyncio.timeout(5):
+            while kinds[-1:] != ["ready"]:
+                kinds.append((await anext(messages)).event)
+        response.close()
+        return {"events": kinds}
+    if response.status == 200 and route == "authz.check":
+        assert await response.read() == b""
+        identity = Identity.from_headers(response.headers)
+        return {"id": identity.token_id, "user_id": identity.user_id}
+    return await response.json()
+
+
+def _challenge(route: str, caller: str) -> str:
+    """How a 401 starts: forward auth speaks RFC 6750 to the token's holder, the rest names
+    both schemes a client may use."""
+    if route.startswith("authz."):
+        return "Bearer" if caller == "no_credentials" else 'Bearer error="invalid_token"'
+    return 'Basic realm="tokenstore"'
 
 
 def _secrets(w: World) -> list[str]:
@@ -193,17 +243,17 @@ async def test_cell(
     before = await snapshot(redis)
     caplog.set_level(logging.DEBUG)
     response = await anon.request(method, path, json=body, headers=_headers(caller, route, world))
-    answer = await response.json()
+    answer = await _answer(route, response)
     if expected == OK:
         assert 200 <= response.status < 300, answer
-        _check_done(route, answer, world)
+        _check_done(route, caller, answer, world)
     elif expected == NONE:
         assert (response.status, answer) == (200, ABSENT[route])
     else:
         assert response.status == expected, answer
         assert set(answer) == {"error", "message"}
     if expected == 401:
-        assert response.headers["WWW-Authenticate"].startswith('Basic realm="tokenstore"')
+        assert response.headers["WWW-Authenticate"].startswith(_challenge(route, caller))
     changed = expected == OK and route in WRITES
     assert (await snapshot(redis) != before) == changed
     shown = str(answer) if route != "v1.issue" else str({**answer, "token": None})
@@ -212,6 +262,11 @@ async def test_cell(
 
 
 async def test_the_matrix_covers_every_route(anon: Client) -> None:
-    names = {r.name for r in anon.app.router.routes() if r.name and r.name.startswith("v1.")}
-    assert names == set(MATRIX)
+    routes = {r.name: r for r in anon.app.router.routes() if r.name}
+    names = {name for name in routes if name.startswith(("v1.", "authz."))}
+    assert names == set(MATRIX) | set(SAME_AS)
+    rules = anon.app[RULES]
+    for name, row in SAME_AS.items():
+        assert routes[name].handler is routes[row].handler, name
+        assert rules[name] == rules[row], name
     assert all(len(row) == len(CALLERS) for row in MATRIX.values())

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from helpers import ADMIN_HEADERS, add_clients, basic, bearer, client_entry
 from redis_servers import RedisServer, free_port
 
 from service.app import create_app
@@ -21,6 +23,9 @@ from service.identity import Identity
 from service.settings import Settings
 
 Requests = list[tuple[str, str | None, str | None]]  # (path, Last-Event-ID, Authorization)
+GATEWAY_ID, GATEWAY_SECRET = "gateway", "tkc_test-gateway-secret-0123456789"
+# What a gateway follows the feed with: its own API client, `introspect` on every app.
+FEED_CREDENTIALS = bearer(GATEWAY_SECRET)["Authorization"]
 
 
 class Service:
@@ -59,7 +64,8 @@ class Service:
         return sum(1 for p, _, _ in self.requests if p == path)
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        async with aiohttp.ClientSession() as session:
+        """An admin call (issue, revoke), as the admin client of the clients file."""
+        async with aiohttp.ClientSession(headers=ADMIN_HEADERS) as session:
             response = await session.request(method, self.url + path, **kwargs)
             assert response.status < 300, await response.text()
             return await response.json()
@@ -70,9 +76,23 @@ class Service:
 
 
 @pytest.fixture
-async def service(redis_server: RedisServer) -> AsyncIterator[Service]:
+def clients_file(clients_file: Path) -> Path:
+    """The admin client (for the test's own calls) and the gateway's."""
+    return add_clients(
+        clients_file, client_entry(GATEWAY_ID, GATEWAY_SECRET, ["introspect"], ["*"])
+    )
+
+
+@pytest.fixture
+async def service(redis_server: RedisServer, clients_file: Path) -> AsyncIterator[Service]:
     redis_server.flush()
-    running = Service(Settings(redis_url=redis_server.url, cache_max_age=60, feed_heartbeat=1))
+    settings = Settings(
+        redis_url=redis_server.url,
+        clients_file=str(clients_file),
+        cache_max_age=60,
+        feed_heartbeat=1,
+    )
+    running = Service(settings)
     await running.start()
     try:
         yield running
@@ -126,7 +146,7 @@ async def test_revocation_events_drop_cached_answers(service: Service, revocatio
     alice = await service.issue("alice", "web")
     other_app = await service.issue("alice", "mobile")
     bob = await service.issue("bob", "web")
-    async with GatewayClient(service.url) as client:
+    async with GatewayClient(service.url, authorization=FEED_CREDENTIALS) as client:
         await connected(client)
         for body in (alice, other_app, bob):
             assert await client.check(body["token"]) is not None
@@ -146,7 +166,7 @@ async def test_revocation_events_drop_cached_answers(service: Service, revocatio
 
 async def test_lost_feed_clears_the_cache_and_replays_from_last_event_id(service: Service) -> None:
     first = await service.issue()
-    credentials = "Basic Z2F0ZXdheTpzZWNyZXQ="
+    credentials = basic(GATEWAY_ID, GATEWAY_SECRET)["Authorization"]
     async with GatewayClient(service.url, authorization=credentials, backoff=(1.0, 1.0)) as client:
         await connected(client)
         await service.call("DELETE", f"/v1/tokens/{(await service.issue())['id']}")
@@ -167,7 +187,9 @@ async def test_lost_feed_clears_the_cache_and_replays_from_last_event_id(service
 async def test_reset_clears_answers_cached_while_disconnected(
     service: Service, redis_server: RedisServer
 ) -> None:
-    async with GatewayClient(service.url, backoff=(1.0, 1.0)) as client:
+    async with GatewayClient(
+        service.url, authorization=FEED_CREDENTIALS, backoff=(1.0, 1.0)
+    ) as client:
         await connected(client)
         await service.call("DELETE", f"/v1/tokens/{(await service.issue())['id']}")
         await first_event(client)

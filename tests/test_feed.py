@@ -14,7 +14,7 @@ from typing import Any, cast
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from helpers import ADMIN_HEADERS, Client, bearer, client_entry, issue, write_clients
+from helpers import ADMIN_HEADERS, Client, add_clients, bearer, client_entry, issue
 from redis_servers import RedisServer
 
 from service import sse
@@ -84,7 +84,8 @@ async def test_revocations_arrive_live_with_ids_kinds_and_json(
     assert [m.id for m in got] == await stream_ids(redis)
     assert [m.event for m in got] == ["token", "user", "app"]
     bodies = [json.loads(m.data or "") for m in got]
-    assert bodies[0] == {"kind": "token", "app_id": "web", "ids": [a["id"]], "at": bodies[0]["at"]}
+    token_event = {"kind": "token", "app_id": "web", "user_id": "alice", "ids": [a["id"]]}
+    assert bodies[0] == {**token_event, "at": bodies[0]["at"]}
     assert bodies[1]["ids"] == [b["id"]]
     assert (bodies[1]["user_id"], bodies[1]["scope"]) == ("alice", "user_app")
     assert bodies[2]["app_id"] == "web"
@@ -149,16 +150,20 @@ def test_events_lost_after() -> None:
 WEB_GATEWAY = "tkc_gateway-of-the-web-app-only"
 
 
+@pytest.fixture
+def web_gateway(clients_file: Path) -> str:
+    """A gateway client scoped to app "web" (added to the clients file); its secret."""
+    add_clients(clients_file, client_entry("web-gateway", WEB_GATEWAY, ["introspect"], ["web"]))
+    return WEB_GATEWAY
+
+
 async def test_filtered_feed_heartbeats_and_moves_the_id_past_hidden_events(
-    aiohttp_client: Any, settings: Settings, clients_file: Path, redis_url: str | None
+    aiohttp_client: Any, settings: Settings, web_gateway: str
 ) -> None:
     """A client scoped to app "web" sees only web's events: the feed is filtered by scope."""
-    entries = json.loads(clients_file.read_text())["clients"]
-    gateway = client_entry("web-gateway", WEB_GATEWAY, ["introspect"], ["web"])
-    write_clients(clients_file, *entries, gateway)
     app = create_app(dataclasses.replace(settings, feed_heartbeat=0.1))
     client = await aiohttp_client(app, headers=ADMIN_HEADERS)
-    events = await open_events(client, **bearer(WEB_GATEWAY))
+    events = await open_events(client, **bearer(web_gateway))
     assert (await events.next()).event == "ready"
     hidden = await issue(client, "alice", "mobile")
     shown = await issue(client, "alice", "web")
@@ -194,9 +199,10 @@ def test_events_naming_many_tokens_are_split_and_only_the_last_part_has_the_id()
 
 
 @pytest.fixture
-async def served(redis_server: RedisServer) -> AsyncIterator[TestServer]:
+async def served(redis_server: RedisServer, clients_file: Path) -> AsyncIterator[TestServer]:
     redis_server.flush()
-    server = TestServer(create_app(Settings(redis_url=redis_server.url)))
+    settings = Settings(redis_url=redis_server.url, clients_file=str(clients_file))
+    server = TestServer(create_app(settings))
     await server.start_server()
     try:
         yield server
@@ -207,7 +213,7 @@ async def served(redis_server: RedisServer) -> AsyncIterator[TestServer]:
 async def test_many_subscribers_share_one_reader_and_shutdown_ends_them(
     served: TestServer,
 ) -> None:
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=ADMIN_HEADERS) as session:
         streams = [Events(await session.get(served.make_url("/v1/events"))) for _ in range(5)]
         for events in streams:
             assert (await events.next()).event == "ready"
@@ -226,21 +232,25 @@ async def test_many_subscribers_share_one_reader_and_shutdown_ends_them(
             assert await events.ended()
 
 
-async def test_redis_loss_ends_streams_and_refuses_new_ones() -> None:
+async def test_redis_loss_ends_streams_and_refuses_new_ones(clients_file: Path) -> None:
     server = RedisServer()
     server.start()
     try:
-        app = create_app(Settings(redis_url=server.url, redis_timeout=0.3))
+        settings = Settings(redis_url=server.url, redis_timeout=0.3, clients_file=str(clients_file))
+        app = create_app(settings)
         async with TestServer(app) as served, aiohttp.ClientSession() as session:
-            events = Events(await session.get(served.make_url("/v1/events")))
+            events = Events(await session.get(served.make_url("/v1/events"), headers=ADMIN_HEADERS))
             assert (await events.next()).event == "ready"
             token = await session.post(
-                served.make_url("/v1/tokens"), json={"user_id": "u", "app_id": "a"}
+                served.make_url("/v1/tokens"),
+                json={"user_id": "u", "app_id": "a"},
+                headers=ADMIN_HEADERS,
             )
             token_value = (await token.json())["token"]
             server.stop()
             assert await events.ended()
-            refused = await session.get(served.make_url("/v1/events"))
+            # Authenticated (client credentials need no Redis), then refused: Redis is gone.
+            refused = await session.get(served.make_url("/v1/events"), headers=ADMIN_HEADERS)
             assert refused.status == 503
             authz = await session.get(
                 served.make_url("/v1/authz"), headers={"Authorization": f"Bearer {token_value}"}

@@ -8,12 +8,14 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestServer
+from helpers import ADMIN_HEADERS
 from nginx_server import TEMPLATE, NginxServer, render
 from redis_servers import RedisServer
 
@@ -37,21 +39,28 @@ class Stack:
     def address(self, server: BaseTestServer) -> str:
         return f"127.0.0.1:{server.port}"
 
+    # Issuing and revoking go straight to the service, as its admin client; nginx only ever
+    # calls the open /v1/authz.
     async def issue(self, user_id: str, **extra: Any) -> Any:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=ADMIN_HEADERS) as session:
             url = self.service.make_url("/v1/tokens")
             response = await session.post(url, json={"user_id": user_id, "app_id": "web", **extra})
+            assert response.status == 201, await response.text()
             return await response.json()
 
     async def revoke(self, token_id: str) -> None:
-        async with aiohttp.ClientSession() as session:
-            await session.delete(self.service.make_url(f"/v1/tokens/{token_id}"))
+        async with aiohttp.ClientSession(headers=ADMIN_HEADERS) as session:
+            response = await session.delete(self.service.make_url(f"/v1/tokens/{token_id}"))
+            assert (await response.json()) == {"revoked": [token_id]}
 
 
 @pytest.fixture
-async def stack(redis_server: RedisServer) -> AsyncIterator[Stack]:
+async def stack(redis_server: RedisServer, clients_file: Path) -> AsyncIterator[Stack]:
     redis_server.flush()
-    app = create_app(Settings(redis_url=redis_server.url, cache_max_age=CACHE_MAX_AGE))
+    settings = Settings(
+        redis_url=redis_server.url, clients_file=str(clients_file), cache_max_age=CACHE_MAX_AGE
+    )
+    app = create_app(settings)
     authz_calls: list[float] = []
 
     @web.middleware
