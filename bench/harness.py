@@ -221,6 +221,15 @@ def renice(pid: int, niceness: int) -> str:
     return f"nice {niceness}"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc), 0.0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def admin_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=60, decode_responses=True)
 

@@ -13,7 +13,10 @@ Then the latency at half of the service's peak: wrk paced by its ``delay()`` hoo
 connection pauses a random time between a response and its next request, calibrated so the
 whole run offers the target rate; latency excludes the pause). wrk2 is not in Debian.
 
-Adding a variant (e.g. auth on vs off once issue #3 has a switch) is one more ``Target``.
+``--variant 'LABEL:TOKENSTORE_X=y'`` adds a service process with other settings to the same
+rounds, reported against the bare handler and the default service: e.g. auth on vs auth
+off, once issue #3 has a switch. Every request carries an ``Authorization`` header for the
+admin client the benchmark writes to ``TOKENSTORE_CLIENTS_FILE``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +42,7 @@ from bench.harness import (
     Credentials,
     HttpProcess,
     banner,
+    cpu_seconds,
     machine,
     median,
     redis_server,
@@ -60,6 +66,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     mean_ms: float
+    cpu: tuple[float, float, float]  # cores busy: target process, redis-server, wrk
 
     @property
     def rate(self) -> float:
@@ -81,6 +88,7 @@ class Wrk:
     credentials: Credentials
     connections: int
     threads: int
+    redis_pid: int
 
     def run(self, target: Target, seconds: float, pause_ms: float | None = None) -> WrkResult:
         argv = ["wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds:.0f}s"]
@@ -90,9 +98,18 @@ class Wrk:
         env.pop("BENCH_PACE_MS", None)
         if pause_ms is not None:
             env["BENCH_PACE_MS"] = f"{pause_ms:.3f}"
+        pids = (target.process.pid, self.redis_pid)
+        cpu_before = [cpu_seconds(pid) for pid in pids]
+        wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
         done = subprocess.run(
             argv, capture_output=True, text=True, env=env, timeout=seconds + 60, check=False
         )
+        wall = time.perf_counter() - started
+        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy = [(cpu_seconds(pid) - b) / wall for pid, b in zip(pids, cpu_before, strict=True)]
+        wrk_cpu = wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime
+        wrk_cpu -= wrk_before.ru_stime
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode != 0 or not lines:
             raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
@@ -105,6 +122,7 @@ class Wrk:
             p50_ms=raw["p50"] / 1000,
             p99_ms=raw["p99"] / 1000,
             mean_ms=raw["mean"] / 1000,
+            cpu=(busy[0], busy[1], wrk_cpu / wall),
         )
 
     def calibrate(self, target: Target, rate: float, probes: int = 4) -> float:
@@ -178,7 +196,7 @@ def _paced_rounds(targets: list[Target], wrk: Wrk, args: argparse.Namespace) -> 
 
 def _report(targets: list[Target], ratios: list[float]) -> None:
     banner("summary (median of rounds; min-max in brackets)")
-    bare = median([r.rate for r in targets[1].peak])
+    service, bare = (median([r.rate for r in t.peak]) for t in targets[:2])
     for target in targets:
         rates = [r.rate for r in target.peak]
         errors = sum(r.errors for r in target.peak + target.paced)
@@ -186,7 +204,14 @@ def _report(targets: list[Target], ratios: list[float]) -> None:
         p50, p99 = median([r.p50_ms for r in target.peak]), median([r.p99_ms for r in target.peak])
         say(f"    peak req/s            {spread(rates, '{:,.0f}')}")
         say(f"    vs bare               {median(rates) / bare:.2f}x")
+        if target is not targets[0] and target is not targets[1]:
+            say(f"    vs service            {median(rates) / service:.2f}x")
         say(f"    at peak p50 / p99     {p50:.2f} / {p99:.2f} ms")
+        cpu = [median([r.cpu[i] for r in target.peak]) for i in range(3)]
+        say(
+            f"    CPU at peak (cores)   process {cpu[0]:.2f}, redis-server {cpu[1]:.2f},"
+            f" wrk {cpu[2]:.2f}"
+        )
         if target.paced:
             say(
                 f"    at {target.paced_rate:,.0f} req/s p50/p99 "
@@ -210,6 +235,11 @@ def run(args: argparse.Namespace) -> None:
         bare_port = free_port()
         bare = HttpProcess("bare", [sys.executable, "-m", "bench.bare", str(bare_port)], bare_port)
         targets = [Target("service", service), Target("bare aiohttp", stack.enter_context(bare))]
+        for label, env in args.variant:
+            variant = service_process(
+                server.url, credentials, name=label.replace(" ", "-"), extra_env=env
+            )
+            targets.append(Target(label, stack.enter_context(variant)))
         if args.unbatched:
             unbatched = service_process(
                 server.url,
@@ -222,7 +252,8 @@ def run(args: argparse.Namespace) -> None:
         tokens_file = workdir / "tokens.txt"
         tokens_file.write_text("\n".join(tokens) + "\n")
         say(f"{len(tokens)} live tokens issued through POST /v1/tokens; redis {server.url}")
-        wrk = Wrk(tokens_file, credentials, args.connections, args.threads)
+        assert server.pid is not None
+        wrk = Wrk(tokens_file, credentials, args.connections, args.threads, server.pid)
         ratios = _peak_rounds(targets, wrk, args)
         if args.latency_rounds:
             _paced_rounds(targets, wrk, args)
@@ -230,6 +261,14 @@ def run(args: argparse.Namespace) -> None:
         if active != 50:
             raise RuntimeError(f"only {active}/50 sample tokens still introspect active")
         _report(targets, ratios)
+
+
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    label, _, settings = text.partition(":")
+    pairs = [item.partition("=") for item in settings.split(",") if item]
+    if not label or not pairs or any(not name or not eq for name, eq, _ in pairs):
+        raise argparse.ArgumentTypeError("expected LABEL:VAR=VALUE[,VAR=VALUE...]")
+    return label, {name: value for name, _, value in pairs}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -243,6 +282,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=1000, help="live tokens to rotate over")
     parser.add_argument(
         "--unbatched", action="store_true", help="also measure the service without batching"
+    )
+    parser.add_argument(
+        "--variant",
+        type=_variant,
+        action="append",
+        default=[],
+        metavar="LABEL:VAR=VALUE[,VAR=VALUE]",
+        help="also measure a service process with these extra TOKENSTORE_* settings, e.g."
+        " 'auth off:TOKENSTORE_AUTH=off' (repeatable)",
     )
     args = parser.parse_args(argv)
     if not (1 <= args.rounds <= 50 and 1 <= args.duration <= 300 and 0 <= args.warmup <= 60):

@@ -148,6 +148,8 @@ class Cutover:
     delete_ms: float  # the DELETE's own latency
     inactive_ms: float  # from sending the DELETE to the first answer after which all are inactive
     probes_after: int  # answers to requests sent after the DELETE returned (all inactive)
+    latency_before: tuple[float, float]  # introspection p50, max (ms) before the DELETE
+    latency_after: tuple[float, float]  # ... after it returned, the sweep running
 
 
 async def _revoke_while_probing(api: Api, tokens: list[str]) -> Cutover:
@@ -175,7 +177,20 @@ async def _revoke_while_probing(api: Api, tokens: list[str]) -> Cutover:
     after = [p for p in probes if p.sent >= returned]
     if not settled or not after or any(p.active for p in after):
         raise RuntimeError("sampled tokens still introspect active after the DELETE returned")
-    return Cutover(started, delete_s * 1000, (min(settled) - started) * 1000, len(after))
+    before = [p for p in probes if p.received < started]
+    return Cutover(
+        started,
+        delete_s * 1000,
+        (min(settled) - started) * 1000,
+        len(after),
+        _p50_max(before),
+        _p50_max(after),
+    )
+
+
+def _p50_max(probes: list[Probe]) -> tuple[float, float]:
+    millis = [(p.received - p.sent) * 1000 for p in probes]
+    return median(millis), max(millis)
 
 
 async def _until_swept(admin: redis.Redis, sweeps_key: str, since: float, limit_s: float) -> float:
@@ -253,6 +268,12 @@ async def _revoke_and_sweep(
             f"  tokens introspect inactive  {cutover.inactive_ms:8.1f} ms after sending the DELETE"
             f"   (target < 100 ms; all {cutover.probes_after} answers to requests sent after"
             " it returned were inactive)"
+        )
+        (b50, bmax), (a50, amax) = cutover.latency_before, cutover.latency_after
+        say(
+            f"  introspection latency (HTTP, same process): p50 {b50:.1f} / max {bmax:.1f} ms"
+            f" before the DELETE, p50 {a50:.1f} / max {amax:.1f} ms in the {PROBE_AFTER_S} s"
+            " after it (its sweeper running)"
         )
         say(f"  sweep finished after        {swept_s:8.1f} s (from sending the DELETE)")
         left = admin.exists(*[store.keys.app_bucket(APP, b) for b in range(APP_BUCKETS)])
