@@ -9,7 +9,7 @@ from typing import Any
 
 from service.batching import ReadBatcher
 from service.errors import Unavailable
-from service.redis_client import AnyRedis
+from service.redis_client import AnyRedis, RedisCalls
 
 
 async def _read_as_read_token_does(logged: list[dict[str, Any]]) -> None:
@@ -19,7 +19,7 @@ async def _read_as_read_token_does(logged: list[dict[str, Any]]) -> None:
         raise Unavailable("the token store is unavailable; retry shortly")
 
     asyncio.get_running_loop().set_exception_handler(lambda _, context: logged.append(context))
-    batcher = ReadBatcher(unreachable)
+    batcher = ReadBatcher(unreachable, RedisCalls())
     # Two reads; the second is awaited only if the first works (TokenStore.read_token).
     first, second = batcher.read("HGETALL", "token"), batcher.read("HGETALL", "marks")
     try:
