@@ -15,6 +15,7 @@ from service.tokens import TokenId
 
 # ``ct`` (microseconds) and ``ex`` (ms) come from Redis's own clock.
 USER, APP, TYPE, SCOPES, CLIENT, DEVICE, META = "u", "a", "y", "s", "c", "d", "m"
+DEFAULT_TYPE = "DEFAULT"  # not stored: most tokens have it
 CREATED, EXPIRES, DIGEST = "ct", "ex", "h"
 
 
@@ -31,9 +32,9 @@ class TokenDraft:
     metadata: dict[str, Any] | None
 
     def redis_fields(self, token_digest: bytes) -> list[str | bytes]:
-        pairs: list[str | bytes] = [USER, self.user_id, APP, self.app_id, TYPE, self.type]
-        pairs += [DIGEST, token_digest]
+        pairs: list[str | bytes] = [USER, self.user_id, APP, self.app_id, DIGEST, token_digest]
         optional = {
+            TYPE: None if self.type == DEFAULT_TYPE else self.type,
             SCOPES: " ".join(self.scopes),
             CLIENT: self.client_name,
             DEVICE: self.device_name,
@@ -92,7 +93,7 @@ def decode(tid: TokenId, raw: dict[bytes, bytes]) -> TokenRecord | None:
             id=str(tid),
             user_id=text[USER].decode(),
             app_id=text[APP].decode(),
-            type=text[TYPE].decode(),
+            type=text[TYPE].decode() if TYPE in text else DEFAULT_TYPE,
             scopes=tuple(text[SCOPES].decode().split()) if SCOPES in text else (),
             client_name=text[CLIENT].decode() if CLIENT in text else None,
             device_name=text[DEVICE].decode() if DEVICE in text else None,

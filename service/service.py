@@ -17,7 +17,7 @@ from service import tokens, validation
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.keys import APP_BUCKETS
 from service.observer import NO_OBSERVER, Observer
-from service.records import TokenDraft, TokenRecord, decode
+from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord, decode
 from service.scope import Scope
 from service.settings import Settings
 from service.store import BUCKETS_PER_ROUND, IdClash, TokenStore, now_ms
@@ -63,7 +63,7 @@ class TokenService:
         *,
         user_id: str,
         app_id: str,
-        type: str = "DEFAULT",
+        type: str = DEFAULT_TYPE,
         scopes: list[str] | None = None,
         client_name: str | None = None,
         device_name: str | None = None,

@@ -18,7 +18,8 @@ from service.keys import APP_BUCKETS
 from service.store import TokenStore
 
 log = logging.getLogger(__name__)
-CHUNK = 1000
+# ZPOPMIN of 1000 from a big (skiplist) bucket blocked Redis ~0.55 ms; 250 keeps it ~4x shorter.
+CHUNK = 250
 PARALLEL_SCRIPTS = 32
 
 

@@ -39,6 +39,7 @@ REDIS_SETTINGS = {
     "appendonly": "yes",
     "appendfsync": "everysec",
     "lazyfree-lazy-expire": "yes",
+    "zset-max-listpack-entries": "2048",
     "notify-keyspace-events": "",
 }
 

@@ -10,6 +10,7 @@ from service.api.bodies import Fields, json_object, query_int
 from service.api.responses import SETTINGS, SWEEPER, json_response, service
 from service.auth import Rule
 from service.clients import Permission
+from service.records import DEFAULT_TYPE
 
 ISSUE_FIELDS = {
     "user_id", "app_id", "ttl", "type", "scopes", "client_name", "device_name", "metadata",
@@ -39,7 +40,7 @@ async def issue(request: web.Request) -> web.Response:
     draft = svc.draft(
         user_id=fields.required_text("user_id"),
         app_id=fields.required_text("app_id"),
-        type=_default(fields.text("type"), "DEFAULT"),
+        type=_default(fields.text("type"), DEFAULT_TYPE),
         scopes=fields.text_list("scopes"),
         client_name=fields.text("client_name"),
         device_name=fields.text("device_name"),
