@@ -15,10 +15,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 import redis
+from processes import Managed, terminate
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -85,7 +85,7 @@ def _client(port: int, timeout: float = 5.0) -> redis.Redis:
     )
 
 
-class RedisServer:
+class RedisServer(Managed):
     """One standalone redis-server; start() picks the port, stop() removes every trace."""
 
     _with_bus = False
@@ -185,12 +185,7 @@ class RedisServer:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, STOP_TIMEOUT)
         _live.discard(self)
         if self._log is not None:
             self._log.close()
@@ -205,18 +200,6 @@ class RedisServer:
         with _client(self.port) as client:
             client.flushall()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 class _ClusterNode(RedisServer):
     _with_bus = True
@@ -230,7 +213,7 @@ class _ClusterNode(RedisServer):
         ]  # fmt: skip
 
 
-class RedisCluster:
+class RedisCluster(Managed):
     """Three masters, no replicas, every slot assigned; url names the first node as seed."""
 
     def __init__(self, *, extra_args: Sequence[str] = ()) -> None:
@@ -332,18 +315,6 @@ class RedisCluster:
         # With zero replicas every node is a master.
         for node in self._nodes:
             node.flush()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @atexit.register
