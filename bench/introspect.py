@@ -42,13 +42,13 @@ from bench.harness import (
     Credentials,
     HttpProcess,
     banner,
-    cpu_seconds,
     machine,
     median,
     redis_server,
     say,
     service_process,
     spread,
+    tree_cpu_seconds,
     write_clients_file,
 )
 from bench.workload import population
@@ -66,7 +66,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     mean_ms: float
-    cpu: tuple[float, float, float]  # cores busy: target process, redis-server, wrk
+    cpu: tuple[float, float, float]  # cores busy: target (with its children), redis, wrk
 
     @property
     def rate(self) -> float:
@@ -77,6 +77,7 @@ class WrkResult:
 class Target:
     name: str
     process: HttpProcess
+    authorization: str | None = None  # None: the admin client's Basic header
     peak: list[WrkResult] = field(default_factory=list)
     paced: list[WrkResult] = field(default_factory=list)
     paced_rate: float = 0.0
@@ -93,13 +94,17 @@ class Wrk:
     def run(self, target: Target, seconds: float, pause_ms: float | None = None) -> WrkResult:
         argv = ["wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds:.0f}s"]
         argv += ["--timeout", "5s", "-s", str(WRK_SCRIPT), target.process.url + "/v1/introspect"]
-        argv += ["--", str(self.tokens_file), self.credentials.authorization]
+        argv += [
+            "--",
+            str(self.tokens_file),
+            target.authorization or self.credentials.authorization,
+        ]
         env = dict(os.environ)
         env.pop("BENCH_PACE_MS", None)
         if pause_ms is not None:
             env["BENCH_PACE_MS"] = f"{pause_ms:.3f}"
         pids = (target.process.pid, self.redis_pid)
-        cpu_before = [cpu_seconds(pid) for pid in pids]
+        cpu_before = [tree_cpu_seconds(pid) for pid in pids]
         wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(
@@ -107,7 +112,7 @@ class Wrk:
         )
         wall = time.perf_counter() - started
         wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        busy = [(cpu_seconds(pid) - b) / wall for pid, b in zip(pids, cpu_before, strict=True)]
+        busy = [(tree_cpu_seconds(pid) - b) / wall for pid, b in zip(pids, cpu_before, strict=True)]
         wrk_cpu = wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime
         wrk_cpu -= wrk_before.ru_stime
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
