@@ -112,8 +112,19 @@ async def _exchange(client: Redis, commands: Sequence[Command]) -> list[Any]:
         await asyncio.shield(pool.release(conn))
 
 
+def _pack(commands: Sequence[Command]) -> bytes:
+    """The commands in RESP, as Connection.pack_commands writes them (str as UTF-8)."""
+    out = bytearray()
+    for command in commands:
+        out += b"*%d\r\n" % len(command)
+        for arg in command:
+            data = arg.encode() if isinstance(arg, str) else arg
+            out += b"$%d\r\n%b\r\n" % (len(data), data)
+    return bytes(out)
+
+
 async def _send_and_read(conn: Connection, commands: Sequence[Command]) -> list[Any]:
-    await conn.send_packed_command(conn.pack_commands(commands))
+    await conn.send_packed_command(_pack(commands))
     results: list[Any] = []
     # One deadline for the whole batch; a read cut short by it disconnects the connection
     # (read_response closes it on any BaseException), so no reply is left for its next user.

@@ -9,10 +9,11 @@ from typing import Any, cast
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis_servers import RedisServer
 
-from service.batching import ReadBatcher
+from service.batching import ReadBatcher, _pack
 from service.errors import Unavailable
 from service.redis_client import AnyRedis, RedisCalls
 
@@ -144,3 +145,14 @@ async def test_a_cancelled_batch_releases_and_closes_its_connection(
         await cast(Any, other).execute_command("CLIENT", "UNPAUSE")
         await other.aclose()
         await client.aclose()
+
+
+def test_lean_batches_are_packed_as_redis_py_packs_them() -> None:
+    commands: list[tuple[str | bytes, ...]] = [
+        ("HGETALL", "ts:t:{0123456789abcdef}:0123456789abcdef"),
+        ("GET", b"ts:p:" + bytes(range(256))),
+        ("GET", "é" * 7000),
+        ("X",),
+        ("SET", b"", ""),
+    ]
+    assert _pack(commands) == b"".join(Connection().pack_commands(commands))
