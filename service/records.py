@@ -84,8 +84,43 @@ class TokenRecord(TokenDraft):
         }
 
 
+# Every field a token hash may hold, as Redis returns their names.
+_FIELDS = frozenset(
+    name.encode()
+    for name in (USER, APP, TYPE, SCOPES, CLIENT, DEVICE, META, CREATED, EXPIRES, DIGEST)
+)
+
+
 def decode(tid: TokenId, raw: dict[bytes, bytes]) -> TokenRecord | None:
     """The record in a token hash, or None if the hash is gone or incomplete."""
+    if not raw.keys() <= _FIELDS:
+        return _decode_any(tid, raw)
+    # The hot path: only known fields, so no field name needs decoding.
+    try:
+        kind = raw.get(b"y")
+        scopes = raw.get(b"s")
+        client = raw.get(b"c")
+        device = raw.get(b"d")
+        meta = raw.get(b"m")
+        return TokenRecord(
+            id=str(tid),
+            user_id=raw[b"u"].decode(),
+            app_id=raw[b"a"].decode(),
+            type=DEFAULT_TYPE if kind is None else kind.decode(),
+            scopes=() if scopes is None else tuple(scopes.decode().split()),
+            client_name=None if client is None else client.decode(),
+            device_name=None if device is None else device.decode(),
+            metadata=orjson.loads(meta) if meta else None,
+            created_us=int(raw[b"ct"]),
+            expires_at=int(raw[b"ex"]),
+            digest=raw[b"h"],
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _decode_any(tid: TokenId, raw: dict[bytes, bytes]) -> TokenRecord | None:
+    """decode() for a hash with fields of no record (never written by the service)."""
     try:
         text = {k.decode(): v for k, v in raw.items() if k != b"h"}
         meta = text.get(META)

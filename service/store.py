@@ -87,6 +87,9 @@ class TokenStore:
         self.batcher = ReadBatcher(self.connector.client, self.calls)
         self._scripts: dict[str, AsyncScript] = {}
         self._tag_key: bytes | None = None
+        # The watermarks hash as last read, and as converted: every reader of one batch gets
+        # the same reply object, so it is converted once per batch, not once per read.
+        self._marks: tuple[dict[bytes, bytes], dict[str, int]] = ({}, {})
 
     async def _on_connect(self, client: AnyRedis) -> None:
         for name in SCRIPTS:
@@ -124,14 +127,21 @@ class TokenStore:
         """A token's hash and the current app watermarks, in one batched round trip."""
         raw = self.batcher.read("HGETALL", self.keys.token(tid))
         marks = self.batcher.read("HGETALL", self.keys.watermarks)
-        return await raw, _watermarks(await marks)
+        return await raw, self._converted(await marks)
+
+    def _converted(self, marks: dict[bytes, bytes]) -> dict[str, int]:
+        last, converted = self._marks
+        if marks is not last:
+            converted = _watermarks(marks)
+            self._marks = (marks, converted)
+        return converted
 
     async def read_pointer(self, token_digest: bytes) -> TokenId | None:
         value = await self.batcher.read("GET", self.keys.pointer(token_digest))
         return tokens.parse_id(value.decode()) if value else None
 
     async def watermarks(self) -> dict[str, int]:
-        return _watermarks(await self.batcher.read("HGETALL", self.keys.watermarks))
+        return self._converted(await self.batcher.read("HGETALL", self.keys.watermarks))
 
     # --- writes -----------------------------------------------------------------------------
 

@@ -54,8 +54,13 @@ def new_id(tag: str) -> TokenId:
     return TokenId(tag, secrets.token_hex(8))
 
 
+_B32_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+
+
 def _checksum(body: str) -> str:
-    return b32(zlib.crc32(body.encode("ascii")).to_bytes(4, "big"))
+    """b32() of the 4 bytes of CRC-32: 32 bits and 3 zero bits of padding, 7 characters."""
+    bits = zlib.crc32(body.encode("ascii")) << 3
+    return "".join([_B32_ALPHABET[(bits >> shift) & 31] for shift in (30, 25, 20, 15, 10, 5, 0)])
 
 
 def mint(tid: TokenId) -> str:

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any
+from typing import Any, cast
 
-from service.batching import ReadBatcher
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis_servers import RedisServer
+
+from service.batching import ReadBatcher, _pack
 from service.errors import Unavailable
 from service.redis_client import AnyRedis, RedisCalls
 
@@ -37,3 +43,116 @@ def test_a_failed_batch_leaves_no_exception_unretrieved() -> None:
     asyncio.run(_read_as_read_token_does(logged))  # a loop of its own, gone with its futures
     gc.collect()
     assert logged == []
+
+
+# --- the lean path on a standalone Redis (no redis-py Pipeline) -----------------------------
+
+
+async def _standalone(url: str, seconds: float = 2.0) -> tuple[Redis, ReadBatcher]:
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=4, timeout=seconds, socket_timeout=seconds, protocol=2
+    )
+    client = Redis.from_pool(pool)
+
+    async def opened() -> AnyRedis:
+        return client
+
+    return client, ReadBatcher(opened, RedisCalls())
+
+
+def _in_use(client: Redis) -> int:
+    return len(cast(Any, client.connection_pool)._in_use_connections)
+
+
+async def test_lean_batch_answers_as_a_pipeline_does(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    client, batcher = await _standalone(redis_server.url)
+    try:
+        await client.hset("h", mapping={"a": "1", "b": "2"})
+        await client.set("s", "text")
+        commands: list[tuple[str, ...]] = [
+            ("HGETALL", "h"), ("HGETALL", "none"), ("GET", "s"), ("GET", "none"),
+        ]  # fmt: skip
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        expected = await pipe.execute()
+        got = await asyncio.gather(*(batcher.read(*command) for command in commands))
+        assert got == expected == [{b"a": b"1", b"b": b"2"}, {}, b"text", None]
+        assert _in_use(client) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_an_error_reply_fails_its_reader_only(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    client, batcher = await _standalone(redis_server.url)
+    try:
+        await client.set("s", "text")
+        await client.hset("h", "a", "1")
+        wrong = batcher.read("HGETALL", "s")  # WRONGTYPE
+        right = batcher.read("HGETALL", "h")
+        with pytest.raises(Unavailable):
+            await wrong
+        assert await right == {b"a": b"1"}
+        # The connection stayed in step: the next batch reads its own replies.
+        assert await batcher.read("GET", "s") == b"text"
+        assert _in_use(client) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_stalled_batch_times_out_and_releases_its_connection(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    client, batcher = await _standalone(redis_server.url, seconds=0.2)
+    other = Redis.from_url(redis_server.url)
+    try:
+        await client.set("s", "text")
+        await cast(Any, other).execute_command("CLIENT", "PAUSE", "600", "ALL")
+        with pytest.raises(Unavailable) as raised:
+            await batcher.read("GET", "s")
+        assert isinstance(raised.value.__cause__, RedisTimeoutError)
+        assert _in_use(client) == 0
+        await asyncio.sleep(0.6)
+        assert await batcher.read("GET", "s") == b"text"  # on a fresh connection
+    finally:
+        await cast(Any, other).execute_command("CLIENT", "UNPAUSE")
+        await other.aclose()
+        await client.aclose()
+
+
+async def test_a_cancelled_batch_releases_and_closes_its_connection(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    client, batcher = await _standalone(redis_server.url)
+    other = Redis.from_url(redis_server.url)
+    try:
+        await client.set("s", "text")
+        await cast(Any, other).execute_command("CLIENT", "PAUSE", "400", "ALL")
+        reading = batcher.read("GET", "s")
+        await asyncio.sleep(0.1)  # the batch is sent and waits for its reply
+        (task,) = batcher._in_flight
+        task.cancel()
+        await batcher.drain()
+        assert reading.cancelled() or not reading.done()
+        assert _in_use(client) == 0
+        await asyncio.sleep(0.4)
+        assert await batcher.read("GET", "s") == b"text"  # no stale reply was left behind
+    finally:
+        await cast(Any, other).execute_command("CLIENT", "UNPAUSE")
+        await other.aclose()
+        await client.aclose()
+
+
+def test_lean_batches_are_packed_as_redis_py_packs_them() -> None:
+    commands: list[tuple[str | bytes, ...]] = [
+        ("HGETALL", "ts:t:{0123456789abcdef}:0123456789abcdef"),
+        ("GET", b"ts:p:" + bytes(range(256))),
+        ("GET", "é" * 7000),
+        ("X",),
+        ("SET", b"", ""),
+    ]
+    assert _pack(commands) == b"".join(Connection().pack_commands(commands))
