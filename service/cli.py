@@ -20,9 +20,18 @@ CONFIG_ERROR = 2
 
 def serve(settings: Settings, worker_count: int | None = None) -> int:
     """One process (the default), or ``--workers`` processes under a supervisor."""
+    count = workers.resolve(settings.workers if worker_count is None else worker_count)
+    if count > 1 and settings.redis_url is None:
+        # Each worker would hold its own embedded store: a token issued by one is unknown to
+        # the others, and each would print its own quick-start secret.
+        print(
+            "tokenstore: configuration error: the embedded store lives in one process; "
+            f"set {env_name('redis_url')} to run {count} workers",
+            file=sys.stderr,
+        )
+        return 2
     app = create_app(settings)  # first: a bad clients file is reported before anything starts
     configure(settings.log_level)
-    count = workers.resolve(settings.workers if worker_count is None else worker_count)
     if count == 1:
         return runner.run(app, settings)
     return workers.supervise(settings, count)  # each worker builds its own app

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from aiohttp import web
+from helpers import client_entry, write_clients
 
 from service import cli, runner, workers
 from service.settings import Settings, SettingsError
@@ -53,8 +55,9 @@ def test_zero_workers_means_one_per_cpu() -> None:
 
 
 @pytest.fixture
-def started(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many processes ``tokenstore serve`` would have started (nothing is started)."""
+def started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
+    """How many processes ``tokenstore serve`` would have started (nothing is started), with a
+    Redis URL (never connected to) and a clients file, as several workers need."""
     calls: list[int] = []
 
     def run(app: web.Application, settings: Settings) -> int:
@@ -71,6 +74,11 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     for name in list(os.environ):
         if name.startswith("TOKENSTORE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("TOKENSTORE_REDIS_URL", "redis://127.0.0.1:1/0")
+    clients = write_clients(
+        tmp_path / "clients.json", client_entry("a", "s" * 20, ["admin"], ["*"])
+    )
+    monkeypatch.setenv("TOKENSTORE_CLIENTS_FILE", str(clients))
     return calls
 
 
@@ -95,6 +103,20 @@ def test_the_workers_flag_wins_over_the_setting(
         monkeypatch.setenv("TOKENSTORE_WORKERS", env)
     assert cli.main(["serve", *argv]) == 0
     assert started == [expected]
+
+
+def test_several_workers_need_redis(
+    started: list[int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TOKENSTORE_REDIS_URL")
+    assert cli.main(["serve", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "embedded store lives in one process" in err
+    assert "TOKENSTORE_REDIS_URL" in err
+    assert "secret" not in err  # refused before the quick-start client is made
+    assert started == []
+    assert cli.main(["serve", "--workers", "1"]) == 0
+    assert started == [1]
 
 
 def test_a_bad_workers_flag_is_a_usage_error(
