@@ -8,26 +8,17 @@ feed take its credentials; /v1/authz (what nginx asks) needs none.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
-import os
-import secrets
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from redis_servers import HOST, RedisServer, free_port
+from redis_servers import RedisServer
 
-from bench import ROOT
+from bench.harness import service_process, write_clients_file
 
 READY_TIMEOUT = 30.0
 
@@ -56,70 +47,13 @@ class Tokenstore:
                 raise RuntimeError(f"revoke: {response.status} {await response.text()}")
 
 
-def _clients_file(directory: Path, client_id: str, secret: str) -> Path:
-    entry = {
-        "id": client_id,
-        "secret_sha256": hashlib.sha256(secret.encode()).hexdigest(),
-        "permissions": ["admin"],
-        "apps": ["*"],
-    }
-    path = directory / "clients.json"
-    path.write_text(json.dumps({"clients": [entry]}))
-    path.chmod(0o600)
-    return path
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"tokenstore exited with {proc.returncode}:\n{log.read_text()}")
-        with (
-            contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(f"{url}/readyz", timeout=1) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"tokenstore not ready after {READY_TIMEOUT}s:\n{log.read_text()}")
-
-
 @contextlib.contextmanager
 def tokenstore(env: Mapping[str, str] | None = None) -> Iterator[Tokenstore]:
     """A redis-server and one ``tokenstore serve`` on free loopback ports, stopped on exit."""
     with RedisServer() as redis, tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
-        secret = secrets.token_urlsafe(32)
-        port = free_port()
-        log = Path(tmp) / "tokenstore.log"
-        service_env = {
-            **os.environ,
-            "TOKENSTORE_REDIS_URL": redis.url,
-            "TOKENSTORE_HOST": HOST,
-            "TOKENSTORE_PORT": str(port),
-            "TOKENSTORE_LOG_LEVEL": "WARNING",
-            "TOKENSTORE_CLIENTS_FILE": str(_clients_file(Path(tmp), "bench", secret)),
-            **(env or {}),
-        }
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve"],
-                cwd=ROOT,
-                env=service_env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                url = f"http://{HOST}:{port}"
-                _wait_ready(url, proc, log)
-                yield Tokenstore(url, aiohttp.encode_basic_auth("bench", secret))
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        credentials = write_clients_file(Path(tmp))
+        with service_process(redis.url, credentials, name="gateway", extra_env=env) as service:
+            yield Tokenstore(service.url, credentials.authorization)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

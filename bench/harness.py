@@ -22,10 +22,10 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 import redis
+from processes import Managed, terminate
 from redis_servers import RedisServer, free_port
 
 from bench import ROOT
@@ -80,7 +80,7 @@ def _tail(path: Path, lines: int = 30) -> str:
         return f"<no log: {exc}>"
 
 
-class HttpProcess:
+class HttpProcess(Managed):
     """One child process serving HTTP on ``port``; ready once ``ready_path`` answers 200."""
 
     def __init__(
@@ -138,35 +138,14 @@ class HttpProcess:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
+        if proc is not None:
+            terminate(proc, STOP_TIMEOUT)
         if self._log is not None:
             self._log.close()
             self._log = None
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def tokenstore_command() -> list[str]:
