@@ -154,12 +154,9 @@ class TokenStore:
     ) -> Issued:
         keys = [self.keys.token(tid), self.keys.user_index(tid.tag)]
         args = [tid.rid, ttl_ms, max_tokens, self.keys.token_prefix(tid.tag), *fields]
-        try:
-            result = await self._script("issue", keys, args)
-        except ResponseError as exc:
-            if "EXISTS" in str(exc):
-                raise IdClash from exc
-            raise
+        result = await self._script("issue", keys, args)
+        if result is None:
+            raise IdClash
         return Issued(int(result[0]), int(result[1]), _pairs(result[2:]))
 
     async def claim_pointer(self, token_digest: bytes, tid: TokenId, ttl_ms: int) -> TokenId | None:

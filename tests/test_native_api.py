@@ -250,3 +250,17 @@ async def test_events_record_revocations(client: Client, redis: AnyRedis) -> Non
     kinds = [fields[b"kind"] for _id, fields in events]
     assert kinds == [b"token", b"app"]
     assert events[0][1][b"ids"] == body["id"].encode()
+
+
+async def test_an_id_clash_is_reported_so_another_id_is_drawn(client: Client) -> None:
+    from service import tokens
+    from service.api.responses import STORE
+    from service.store import IdClash
+
+    store = client.app[STORE]
+    body = await issue(client, "alice", "app")
+    taken = tokens.parse_id(body["id"])
+    assert taken is not None
+    with pytest.raises(IdClash):  # a Redis reply, not an error turned into a 503
+        await store.issue(taken, ["u", "alice", "a", "app", "h", b"x" * 16], 60_000, 0)
+    assert (await introspect(client, body["token"]))["active"] is True  # untouched

@@ -3,13 +3,14 @@
 -- ARGV[1] rid, ARGV[2] lifetime ms, ARGV[3] most live tokens per user (0: no limit),
 -- ARGV[4] token key prefix of this user (names the user's other tokens, same slot),
 -- ARGV[5..] field, value pairs of the record
--- returns {created us, expires ms, evicted rid, evicted app, ...}; error EXISTS on an id clash
+-- returns {created us, expires ms, evicted rid, evicted app, ...}, or false on an id clash
+-- (a plain reply, not an error: the caller draws another id)
 -- Creation is kept in microseconds so that "oldest" and watermark comparisons have no ties.
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.error_reply('EXISTS')
+  return false
 end
 local expires = now + tonumber(ARGV[2])
 local now_s, expires_s = string.format('%d', now), string.format('%d', expires)
