@@ -31,7 +31,7 @@ from service.lifecycle import LIFECYCLE, Lifecycle
 from service.metrics import Metrics
 from service.service import TokenService
 from service.settings import Settings
-from service.store import TokenStore
+from service.store import LayoutMismatch, TokenStore
 from service.sweeper import AppSweeper
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     store = TokenStore(settings, metrics)
     app[STORE] = store
     app[SERVICE] = TokenService(store, settings, metrics)
-    app[SWEEPER] = AppSweeper(store)
+    app[SWEEPER] = AppSweeper(store.apps)
     app.cleanup_ctx.append(_redis)
     health.setup(app)
     native.setup(app)
@@ -81,6 +81,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         log.warning("=" * 20 + " " + EMBEDDED_WARNING + " " + "=" * 20)
     try:
         await store.client()
+    except LayoutMismatch:
+        raise  # logged by the store: serving would hide the tokens already stored
     except Unavailable:
         log.error("Redis is not reachable at start-up; serving 503 until it is")
     sweeper = asyncio.create_task(app[SWEEPER].run())

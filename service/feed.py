@@ -26,7 +26,8 @@ import orjson
 
 from service import sse
 from service.errors import Unavailable
-from service.store import StreamEntry, StreamState, TokenStore
+from service.event_log import StreamEntry, StreamState
+from service.store import TokenStore
 
 log = logging.getLogger(__name__)
 

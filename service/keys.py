@@ -5,8 +5,10 @@ one user share ``{<tag>}`` (the keyed hash in the token), so each per-user chang
 single-slot Lua script, atomic on standalone Redis and on Cluster alike. User and app ids
 never appear in key names (they may hold braces); only hashes of them do.
 
-- ``t:{tag}:rid`` hash: one token's record (fields in records.py); expires with the token.
-- ``u:{tag}`` zset rid -> expires ms: the user's tokens; expires with its newest member.
+- ``h:{tag}`` hash (layout v2): one field per token, ``rid`` -> its compact record
+  (records.py), plus ``u``, the owner's user id (JSON), stored once, and ``c``, the cursor of
+  the bounded prune of a big hash. Expires with its latest-expiring token (``PEXPIREAT GT``);
+  an expired field is never served and is pruned by the user's next write.
 - ``a:{apphash.bucket}`` zset user tag -> newest expiry: the users holding tokens of an app,
   split in buckets so no key grows big; expires with its newest member.
 - ``p:<digest>`` string: id of a registered (externally minted) token; expires with it.
@@ -15,7 +17,11 @@ never appear in key names (they may hold braces); only hashes of them do.
 - ``{w}aw`` hash app id -> revoked_before ms (app watermarks); ``{w}sweeps`` the same for
   sweeps not finished. Both expire after the longest token lifetime.
 - ``events`` stream: revocation events, trimmed by MINID to the longest token lifetime.
-- ``meta`` hash: ``tag_key``, the secret behind user tags; the one key with no expiry.
+- ``meta`` hash: ``tag_key``, the secret behind user tags, and ``layout``, the version of
+  this layout; the one key with no expiry.
+
+Layout 1 (tokenstore 0.1) kept a hash per token (``t:{tag}:rid``) and a zset per user
+(``u:{tag}``); ``LAYOUT_VERSION`` lets a process refuse a keyspace of another layout.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-from service.tokens import TokenId, b32
+from service.tokens import b32
 
+LAYOUT_VERSION = 2
+# Fields of a user hash that are not tokens (token fields are 16-character rids).
+OWNER_FIELD, PRUNE_CURSOR_FIELD = "u", "c"
 # Users per app bucket stay few enough for Redis's compact encoding; changing this number
 # would orphan existing app index keys, so it is fixed rather than configurable.
 APP_BUCKETS = 1024
@@ -38,15 +47,8 @@ class Keys:
         self.events = f"{prefix}events"
         self.meta = f"{prefix}meta"
 
-    def token(self, tid: TokenId) -> str:
-        return f"{self.prefix}t:{{{tid.tag}}}:{tid.rid}"
-
-    def token_prefix(self, tag: str) -> str:
-        """What scripts prepend to a rid to name one of this user's tokens (same slot)."""
-        return f"{self.prefix}t:{{{tag}}}:"
-
-    def user_index(self, tag: str) -> str:
-        return f"{self.prefix}u:{{{tag}}}"
+    def user(self, tag: str) -> str:
+        return f"{self.prefix}h:{{{tag}}}"
 
     def user_events(self, tag: str) -> str:
         return f"{self.prefix}e:{{{tag}}}"

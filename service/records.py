@@ -1,22 +1,36 @@
-"""Token records and their compact encoding as Redis hash fields.
+"""Token records: what a caller asks to store, and the compact form a token takes in Redis.
 
-Field names are one or two letters and empty fields are left out: a token hash whose values
-stay under 64 bytes keeps Redis's compact listpack encoding (see README, memory).
+A stored record is one field value of its user's hash (layout v2, see keys.py):
+
+    expires ms (11 hex) | created us (13 hex) | digest (16 bytes) | flags (1 char) | pieces
+
+``pieces`` are separated by ``SEP`` (0x1f, which JSON text never holds unescaped): app id,
+user id, type, scopes, client name, device name, metadata. Each but scopes is already JSON
+(orjson's output), and an empty piece means the default (user: the hash's owner, stored once
+per hash; type: ``DEFAULT``; the others: null), so an answer is built by concatenation,
+without decoding and re-encoding. Scopes are RFC 6749 scope tokens (no quote, no backslash)
+joined by spaces: valid inside a JSON string as they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from service.tokens import TokenId
+DEFAULT_TYPE = "DEFAULT"
+SEP = b"\x1f"
+_EXPIRES, _CREATED, _DIGEST, _FLAGS = slice(0, 11), slice(11, 24), slice(24, 40), slice(40, 41)
+HEADER_BYTES = 41
+FLAGS_NONE = b"0"
+PIECES = 7  # app, user, type, scopes, client, device, metadata
+_NULL = b"null"
+_DEFAULT_TYPE_JSON = b'"DEFAULT"'
 
-# ``ct`` (microseconds) and ``ex`` (ms) come from Redis's own clock.
-USER, APP, TYPE, SCOPES, CLIENT, DEVICE, META = "u", "a", "y", "s", "c", "d", "m"
-DEFAULT_TYPE = "DEFAULT"  # not stored: most tokens have it
-CREATED, EXPIRES, DIGEST = "ct", "ex", "h"
+
+def json_text(value: str) -> bytes:
+    return orjson.dumps(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,42 +45,108 @@ class TokenDraft:
     device_name: str | None
     metadata: dict[str, Any] | None
 
-    def redis_fields(self, token_digest: bytes) -> list[str | bytes]:
-        pairs: list[str | bytes] = [USER, self.user_id, APP, self.app_id, DIGEST, token_digest]
-        optional = {
-            TYPE: None if self.type == DEFAULT_TYPE else self.type,
-            SCOPES: " ".join(self.scopes),
-            CLIENT: self.client_name,
-            DEVICE: self.device_name,
-            META: orjson.dumps(self.metadata).decode() if self.metadata else None,
-        }
-        for name, value in optional.items():
-            if value:
-                pairs += [name, value]
-        return pairs
-
-    def record(self, token_id: str, digest: bytes, created_us: int, expires_at: int) -> TokenRecord:
-        return TokenRecord(
-            **{f.name: getattr(self, f.name) for f in fields(TokenDraft)},
-            id=token_id,
-            created_us=created_us,
-            expires_at=expires_at,
-            digest=digest,
+    def tail_pieces(self) -> bytes:
+        """The pieces after app and user, as stored."""
+        return SEP.join(
+            (
+                b"" if self.type == DEFAULT_TYPE else json_text(self.type),
+                " ".join(self.scopes).encode(),
+                b"" if self.client_name is None else json_text(self.client_name),
+                b"" if self.device_name is None else json_text(self.device_name),
+                orjson.dumps(self.metadata) if self.metadata else b"",
+            )
         )
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRecord(TokenDraft):
-    """A stored token: what was asked for, plus its id, times and secret digest."""
+class TokenRecord:
+    """A stored token, read from its compact form; fields are decoded when first asked for,
+    and the API's JSON is built from the stored pieces (``json_bytes``)."""
 
-    id: str
-    created_us: int
-    expires_at: int
-    digest: bytes
+    __slots__ = ("_pieces", "_user", "app_id", "created_us", "digest", "expires_at", "flags", "id")
+
+    def __init__(
+        self,
+        token_id: str,
+        *,
+        expires_at: int,
+        created_us: int,
+        digest: bytes,
+        flags: bytes,
+        user_json: bytes,
+        pieces: list[bytes],
+    ) -> None:
+        self.id = token_id
+        self.expires_at = expires_at
+        self.created_us = created_us
+        self.digest = digest
+        self.flags = flags
+        self._user = user_json
+        self._pieces = pieces
+        self.app_id = _text(pieces[0])
+
+    @classmethod
+    def parse(cls, token_id: str, owner_json: bytes | None, raw: bytes) -> TokenRecord | None:
+        """The record stored as ``raw`` in a hash owned by ``owner_json``; None if it is not
+        one (a field this service did not write)."""
+        pieces = raw[HEADER_BYTES:].split(SEP)
+        if len(raw) < HEADER_BYTES or len(pieces) < PIECES:
+            return None
+        user_json = pieces[1] or owner_json
+        if not user_json:
+            return None
+        try:
+            return cls(
+                token_id,
+                expires_at=int(raw[_EXPIRES], 16),
+                created_us=int(raw[_CREATED], 16),
+                digest=raw[_DIGEST],
+                flags=raw[_FLAGS],
+                user_json=user_json,
+                pieces=pieces,
+            )
+        except (ValueError, orjson.JSONDecodeError):
+            return None
+
+    # --- fields -----------------------------------------------------------------------------
+
+    @property
+    def user_id(self) -> str:
+        return _text(self._user)
+
+    @property
+    def type(self) -> str:
+        raw = self._pieces[2]
+        return _text(raw) if raw else DEFAULT_TYPE
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        raw = self._pieces[3]
+        return tuple(raw.decode().split(" ")) if raw else ()
+
+    @property
+    def client_name(self) -> str | None:
+        return _optional(self._pieces[4])
+
+    @property
+    def device_name(self) -> str | None:
+        return _optional(self._pieces[5])
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        raw = self._pieces[6]
+        if not raw:
+            return None
+        value: dict[str, Any] = orjson.loads(raw)
+        return value
 
     @property
     def created_at(self) -> int:
         return self.created_us // 1000
+
+    def __repr__(self) -> str:
+        return f"TokenRecord({self.id!r}, app_id={self.app_id!r}, expires_at={self.expires_at})"
+
+    # --- the public view --------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
         """The public view: never the token value nor its digest."""
@@ -83,59 +163,47 @@ class TokenRecord(TokenDraft):
             "expires_at": self.expires_at,
         }
 
+    def json_bytes(self) -> bytes:
+        """``orjson.dumps(self.to_json())``, concatenated from the stored pieces."""
+        p = self._pieces
+        scopes = b'["' + p[3].replace(b" ", b'","') + b'"]' if p[3] else b"[]"
+        return b"".join(
+            (
+                b'{"id":"', self.id.encode(),
+                b'","user_id":', self._user,
+                b',"app_id":', p[0],
+                b',"type":', p[2] or _DEFAULT_TYPE_JSON,
+                b',"scopes":', scopes,
+                b',"client_name":', p[4] or _NULL,
+                b',"device_name":', p[5] or _NULL,
+                b',"metadata":', p[6] or _NULL,
+                b',"created_at":', str(self.created_us // 1000).encode(),
+                b',"expires_at":', str(self.expires_at).encode(),
+                b"}",
+            )
+        )  # fmt: skip
 
-# Every field a token hash may hold, as Redis returns their names.
-_FIELDS = frozenset(
-    name.encode()
-    for name in (USER, APP, TYPE, SCOPES, CLIENT, DEVICE, META, CREATED, EXPIRES, DIGEST)
-)
+    def oauth_json(self) -> bytes:
+        """RFC 7662's answer for this live token (what api/oauth.py documents)."""
+        p = self._pieces
+        return b"".join(
+            (
+                b'{"active":true,"scope":"', p[3],
+                b'","client_id":', p[0],
+                b',"sub":', self._user,
+                b',"exp":', str(self.expires_at // 1000).encode(),
+                b',"iat":', str(self.created_us // 1_000_000).encode(),
+                b',"token_type":', p[2] or _DEFAULT_TYPE_JSON,
+                b',"jti":"', self.id.encode(),
+                b'"}',
+            )
+        )  # fmt: skip
 
 
-def decode(tid: TokenId, raw: dict[bytes, bytes]) -> TokenRecord | None:
-    """The record in a token hash, or None if the hash is gone or incomplete."""
-    if not raw.keys() <= _FIELDS:
-        return _decode_any(tid, raw)
-    # The hot path: only known fields, so no field name needs decoding.
-    try:
-        kind = raw.get(b"y")
-        scopes = raw.get(b"s")
-        client = raw.get(b"c")
-        device = raw.get(b"d")
-        meta = raw.get(b"m")
-        return TokenRecord(
-            id=str(tid),
-            user_id=raw[b"u"].decode(),
-            app_id=raw[b"a"].decode(),
-            type=DEFAULT_TYPE if kind is None else kind.decode(),
-            scopes=() if scopes is None else tuple(scopes.decode().split()),
-            client_name=None if client is None else client.decode(),
-            device_name=None if device is None else device.decode(),
-            metadata=orjson.loads(meta) if meta else None,
-            created_us=int(raw[b"ct"]),
-            expires_at=int(raw[b"ex"]),
-            digest=raw[b"h"],
-        )
-    except (KeyError, ValueError):
-        return None
+def _text(raw: bytes) -> str:
+    value: str = orjson.loads(raw)
+    return value
 
 
-def _decode_any(tid: TokenId, raw: dict[bytes, bytes]) -> TokenRecord | None:
-    """decode() for a hash with fields of no record (never written by the service)."""
-    try:
-        text = {k.decode(): v for k, v in raw.items() if k != b"h"}
-        meta = text.get(META)
-        return TokenRecord(
-            id=str(tid),
-            user_id=text[USER].decode(),
-            app_id=text[APP].decode(),
-            type=text[TYPE].decode() if TYPE in text else DEFAULT_TYPE,
-            scopes=tuple(text[SCOPES].decode().split()) if SCOPES in text else (),
-            client_name=text[CLIENT].decode() if CLIENT in text else None,
-            device_name=text[DEVICE].decode() if DEVICE in text else None,
-            metadata=orjson.loads(meta) if meta else None,
-            created_us=int(text[CREATED]),
-            expires_at=int(text[EXPIRES]),
-            digest=raw[b"h"],
-        )
-    except (KeyError, ValueError):
-        return None
+def _optional(raw: bytes) -> str | None:
+    return _text(raw) if raw else None

@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 
 from service import tokens, validation
+from service.clock import now_ms
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
-from service.keys import APP_BUCKETS
 from service.observer import NO_OBSERVER, Observer
-from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord, decode
+from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
 from service.scope import Scope
 from service.settings import Settings
-from service.store import BUCKETS_PER_ROUND, IdClash, TokenStore, now_ms
+from service.storage import IdClash, Revoked, Store
 from service.tokens import TokenId
 
 ID_DRAWS = 3
@@ -48,9 +48,7 @@ class AppPage:
 
 
 class TokenService:
-    def __init__(
-        self, store: TokenStore, settings: Settings, observer: Observer = NO_OBSERVER
-    ) -> None:
+    def __init__(self, store: Store, settings: Settings, observer: Observer = NO_OBSERVER) -> None:
         self.store = store
         self.settings = settings
         self.observer = observer
@@ -94,18 +92,14 @@ class TokenService:
         ttl_ms = validation.ttl(ttl, s.default_ttl, s.max_ttl) * 1000
         if token is not None:
             _check_registrable(token)
-        tag = tokens.user_tag(await self.store.tag_key(), draft.user_id)
-        await self.store.index_app(draft.app_id, tag, now_ms() + ttl_ms + 1000)
         for _ in range(ID_DRAWS):
-            tid = tokens.new_id(tag)
+            tid = await self.store.new_id(draft.user_id)
             value = token if token is not None else tokens.mint(tid)
             digest = tokens.digest(value)
             if token is not None:
                 await self._claim(digest, tid, ttl_ms)
             try:
-                issued = await self.store.issue(
-                    tid, draft.redis_fields(digest), ttl_ms, s.max_tokens_per_user
-                )
+                issued = await self.store.issue(tid, draft, digest, ttl_ms, s.max_tokens_per_user)
             except IdClash:
                 continue
             except BaseException:
@@ -113,11 +107,10 @@ class TokenService:
                     await self.store.drop_pointer(digest)
                 raise
             if issued.evicted:
-                await self._emit("token", tag, issued.evicted, Actor("limit"), draft.user_id)
+                await self._emit("token", issued.evicted, Actor("limit"), draft.user_id)
                 self.observer.revoked("limit")
-            record = draft.record(str(tid), digest, issued.created_us, issued.expires_at)
             self.observer.issued(registered=token is not None)
-            return IssuedToken(record, None if token is not None else value)
+            return IssuedToken(issued.record, None if token is not None else value)
         raise Conflict("could not draw a free token id; retry")
 
     async def _claim(self, digest: bytes, tid: TokenId, ttl_ms: int) -> None:
@@ -143,12 +136,11 @@ class TokenService:
             return None
         if tokens.looks_minted(value):
             return tokens.parse_minted(value)
-        return await self.store.read_pointer(tokens.digest(value))
+        return await self.store.find_registered(tokens.digest(value))
 
     async def _live(self, tid: TokenId, digest: bytes | None) -> TokenRecord | None:
-        raw, watermarks = await self.store.read_token(tid)
-        record = decode(tid, raw) if raw else None
-        if record is None or record.expires_at <= now_ms():
+        record, watermarks = await self.store.read(tid)
+        if record is None:
             return None
         if digest is not None and not hmac.compare_digest(record.digest, digest):
             return None
@@ -165,22 +157,17 @@ class TokenService:
     async def list_user(
         self, user_id: str, app_id: str | None = None, *, scope: Scope
     ) -> list[TokenRecord]:
-        tag = tokens.user_tag(await self.store.tag_key(), validation.identifier("user_id", user_id))
+        validation.identifier("user_id", user_id)
         if not scope.admits_user(user_id):
             return []
-        rows = await self.store.list_user(tag)
+        records = await self.store.list_user(user_id)
         watermarks = await self.store.watermarks()
-        now = now_ms()
-        records = (decode(tid, raw) for tid, raw in rows)
         return sorted(
             (
                 r
                 for r in records
-                if r is not None
-                and r.user_id == user_id
-                and (app_id is None or r.app_id == app_id)
+                if (app_id is None or r.app_id == app_id)
                 and scope.admits_app(r.app_id)
-                and r.expires_at > now
                 and r.created_us >= watermarks.get(r.app_id, 0)
             ),
             key=lambda r: (-r.created_us, r.id),
@@ -189,51 +176,31 @@ class TokenService:
     async def list_app(
         self, app_id: str, limit: int, cursor: str | None = None, *, scope: Scope
     ) -> AppPage:
-        """One page of an app's live tokens, ordered by (bucket, user tag, id)."""
+        """One page of an app's live tokens, in the store's order."""
         validation.identifier("app_id", app_id)
-        start = _AppCursor.parse(cursor)
+        tokens_after = self.store.app_tokens(app_id, cursor)  # a bad cursor fails here
         if scope.user_id is not None or not scope.admits_app(app_id):
             return AppPage([], None)
         watermark = (await self.store.watermarks()).get(app_id, 0)
-        page: list[tuple[int, TokenRecord]] = []
-        for bucket in range(start.bucket, APP_BUCKETS, BUCKETS_PER_ROUND):
-            for number, tags in await self.store.app_users(app_id, bucket):
-                for tag in tags:
-                    if not start.admits(number, tag):
-                        continue
-                    for record in await self._app_tokens(tag, app_id, watermark):
-                        if not start.admits(number, tag, record.id):
-                            continue
-                        if len(page) == limit:
-                            last_bucket, last = page[-1]
-                            return AppPage([r for _, r in page], f"{last_bucket}.{last.id}")
-                        page.append((number, record))
-        return AppPage([r for _, r in page], None)
-
-    async def _app_tokens(self, tag: str, app_id: str, watermark: int) -> list[TokenRecord]:
-        now = now_ms()
-        records = (decode(tid, raw) for tid, raw in await self.store.list_user(tag))
-        return sorted(
-            (
-                r
-                for r in records
-                if r is not None
-                and r.app_id == app_id
-                and r.expires_at > now
-                and r.created_us >= watermark
-            ),
-            key=lambda r: r.id,
-        )
+        page: list[TokenRecord] = []
+        last_cursor = None
+        async for record, resume in tokens_after:
+            if record.created_us < watermark:
+                continue
+            if len(page) == limit:
+                return AppPage(page, last_cursor)
+            page.append(record)
+            last_cursor = resume
+        return AppPage(page, None)
 
     # --- revoke -----------------------------------------------------------------------------
 
     async def revoke_id(self, token_id: str, actor: Actor, *, scope: Scope) -> list[str]:
         tid = _parse_id(token_id)
-        revoked = await self.store.revoke_one(tid, user_id=scope.user_id or "", apps=scope.apps)
+        revoked = await self.store.revoke_one(tid, user_id=scope.user_id, apps=scope.apps)
         if revoked is None:
             return []
-        app, user_id = revoked
-        await self._emit("token", tid.tag, [(tid.rid, app)], actor, user_id)
+        await self._emit("token", [Revoked(tid, revoked.app_id)], actor, revoked.user_id)
         self.observer.revoked("token")
         return [str(tid)]
 
@@ -258,20 +225,14 @@ class TokenService:
     ) -> list[str]:
         """Revoke the user's tokens of ``app_id`` (None: of every app in scope) but ``keep_id``."""
         validation.identifier("user_id", user_id)
-        tag = tokens.user_tag(await self.store.tag_key(), user_id)
         keep = _parse_id(keep_id) if keep_id else None
         if not scope.admits_user(user_id):
             return []
-        revoked, _ = await self.store.revoke_user(
-            tag,
-            user_id=user_id,
-            apps=scope.bulk_apps(app_id),
-            keep_rid=keep.rid if keep is not None and keep.tag == tag else "",
-        )
-        await self._emit("user", tag, revoked, actor, user_id, scope_app=app_id)
+        revoked = await self.store.revoke_user(user_id, apps=scope.bulk_apps(app_id), keep=keep)
+        await self._emit("user", revoked, actor, user_id, scope_app=app_id)
         if revoked:
             self.observer.revoked("user_app" if app_id else "user")
-        return [str(TokenId(tag, rid)) for rid, _ in revoked]
+        return [str(r.id) for r in revoked]
 
     async def revoke_app(self, app_id: str, actor: Actor, *, scope: Scope) -> int:
         """Revokes every token of the app created until now; returns that time in epoch ms."""
@@ -287,11 +248,11 @@ class TokenService:
 
     async def user_events(self, user_id: str, *, scope: Scope) -> list[dict[str, Any]]:
         """The user's recent revocations (not app-wide ones) in scope, newest first."""
-        tag = tokens.user_tag(await self.store.tag_key(), validation.identifier("user_id", user_id))
+        validation.identifier("user_id", user_id)
         if not scope.admits_user(user_id):
             return []
         events = []
-        for event in await self.store.user_events(tag):
+        for event in await self.store.user_events(user_id):
             # Another user may share the tag (1 in 2**80); the id tells them apart.
             if event.get("user_id") == user_id and scope.admits_app(str(event.get("app_id"))):
                 events.append(_public_event(event))
@@ -300,8 +261,7 @@ class TokenService:
     async def _emit(
         self,
         kind: str,
-        tag: str,
-        revoked: list[tuple[str, str]],
+        revoked: list[Revoked],
         actor: Actor,
         user_id: str,
         scope_app: str | None = None,
@@ -309,8 +269,8 @@ class TokenService:
         """One event per app touched, so a feed can be filtered by app; each also goes to the
         user's own recent events."""
         by_app: dict[str, list[str]] = defaultdict(list)
-        for rid, app in revoked:
-            by_app[app].append(str(TokenId(tag, rid)))
+        for token in revoked:
+            by_app[token.app_id].append(str(token.id))
         for app, ids in by_app.items():
             event: dict[str, str | int] = {
                 "kind": kind, "app_id": app, "ids": ",".join(ids), "user_id": user_id,
@@ -318,35 +278,7 @@ class TokenService:
             if scope_app is not None:
                 event["scope"] = "user_app"
             fields = {**event, **_actor_fields(actor)}
-            await self.store.append_event(fields, self._retention_ms, user_tag=tag)
-
-
-@dataclass(frozen=True, slots=True)
-class _AppCursor:
-    """Where an app listing resumes: after token ``last_id`` of bucket ``bucket``."""
-
-    bucket: int = 0
-    last_id: str = ""
-
-    @classmethod
-    def parse(cls, cursor: str | None) -> _AppCursor:
-        if not cursor:
-            return cls()
-        number, _, last_id = cursor.partition(".")
-        if not number.isdigit() or int(number) >= APP_BUCKETS or tokens.parse_id(last_id) is None:
-            raise BadRequest("not a cursor of this listing", code="invalid_cursor")
-        return cls(int(number), last_id)
-
-    def admits(self, bucket: int, tag: str, token_id: str | None = None) -> bool:
-        """True if (bucket, tag, token_id) comes after this cursor (None: any id of the tag)."""
-        if bucket != self.bucket or not self.last_id:
-            return bucket >= self.bucket
-        last = tokens.parse_id(self.last_id)
-        assert last is not None  # checked by parse()
-        last_tag = last.tag
-        if token_id is None:
-            return tag >= last_tag
-        return (tag, token_id) > (last_tag, self.last_id)
+            await self.store.append_event(fields, self._retention_ms, user_id=user_id)
 
 
 def _actor_fields(actor: Actor) -> dict[str, str | int]:

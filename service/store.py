@@ -1,82 +1,67 @@
-"""TokenStore: every Redis read and write of the service (keys in keys.py, scripts in lua/).
+"""TokenStore: the ``Store`` of storage.py on Redis, and every Redis read and write of the service.
 
-Single-user changes are one Lua script on the user's slot. Reads on the introspection path go
+Keys are named in keys.py, scripts live in lua/ (each prefixed with lua/lib.lua when loaded).
+Single-user changes are one Lua script on the user's slot; reads on the introspection path go
 through the per-tick batcher. Nothing here decides policy; that is service.py's job.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from importlib.resources import files
-from typing import Any, cast
+import logging
+from collections.abc import AsyncIterator, Collection, Sequence
+from typing import Any
 
 import orjson
-from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
 
 from service import tokens
+from service.app_index import AppIndex
 from service.batching import ReadBatcher
-from service.keys import APP_BUCKETS, Keys
+from service.clock import now_ms
+from service.errors import Unavailable
+from service.event_log import EventLog, StreamEntry, StreamState
+from service.keys import LAYOUT_VERSION, OWNER_FIELD, Keys
 from service.observer import NO_OBSERVER, Observer
+from service.records import TokenDraft, TokenRecord, json_text
 from service.redis_client import AnyRedis, RedisCalls, RedisConnector
+from service.redis_ops import RedisOps, Script, load_script
 from service.settings import Settings
+from service.storage import IdClash, Issued, Revoked, RevokedOne, Watermarks
 from service.tokens import TokenId
 
-SCRIPTS = (
-    "issue", "index_app", "revoke_one", "revoke_user", "list_user", "revoke_app",
-    "log_user_event",
-)  # fmt: skip
-# The sweep and app listings read this many buckets per pipeline.
-BUCKETS_PER_ROUND = 128
-# A user's own event list keeps this many recent revocations (the global stream keeps all).
-USER_EVENTS_KEPT = 100
+log = logging.getLogger(__name__)
+# Fields a write script looks at for expired tokens to prune, at most (about): a user with
+# many tokens is pruned over several writes, never in one long script.
+PRUNE_BUDGET = 64
 
 
-class IdClash(Exception):
-    """A freshly drawn record id is taken (about 1 in 2**80): draw again."""
+class LayoutMismatch(Unavailable):
+    """Redis holds a keyspace of another storage layout: serving it would show an empty
+    registry over existing tokens, so the process refuses (503 until an operator acts)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Issued:
-    created_us: int
-    expires_at: int
-    evicted: list[tuple[str, str]]  # (rid, app id) revoked by the per-user limit
+class _Scripts:
+    """The Lua scripts, registered once per client (EVALSHA, reloaded on NOSCRIPT)."""
 
-
-@dataclass(frozen=True, slots=True)
-class StreamState:
-    """What XINFO STREAM tells of the events stream; ids are ``"<ms>-<seq>"`` strings."""
-
-    last_id: str  # the last id ever added ("0-0": none)
-    first_id: str  # the oldest entry still held ("0-0": none)
-    length: int
-    entries_added: int  # ever; more than ``length`` once entries were trimmed
-
-
-# An event of the stream: its id and its fields.
-StreamEntry = tuple[str, dict[str, str]]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _pairs(flat: Sequence[bytes]) -> list[tuple[str, str]]:
-    return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
-
-
-def _entries(raw: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> list[StreamEntry]:
-    return [
-        (entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()})
-        for entry_id, fields in raw
-    ]
+    def __init__(self, client: AnyRedis) -> None:
+        self.issue = load_script(client, "issue")
+        self.revoke_one = load_script(client, "revoke_one")
+        self.revoke_user = load_script(client, "revoke_user")
+        self.index_app = load_script(client, "index_app")
+        self.revoke_app = load_script(client, "revoke_app")
+        self.finish_sweep = load_script(client, "finish_sweep")
+        self.log_user_event = load_script(client, "log_user_event")
 
 
 def _watermarks(raw: dict[bytes, bytes]) -> dict[str, int]:
-    """app id -> revoked_before, in microseconds."""
-    return {app.decode(): int(ms) for app, ms in raw.items()}
+    return {app.decode(): int(us) for app, us in raw.items()}
+
+
+def _revoked(tag: str, flat: Sequence[bytes]) -> list[Revoked]:
+    """``[rid, app (JSON), ...]`` of a script's reply as Revoked tokens."""
+    return [
+        Revoked(TokenId(tag, flat[i].decode()), orjson.loads(flat[i + 1]))
+        for i in range(0, len(flat), 2)
+    ]
 
 
 class TokenStore:
@@ -85,49 +70,82 @@ class TokenStore:
         self.calls = RedisCalls(observer)
         self.connector = RedisConnector(settings, self._on_connect, self.calls)
         self.batcher = ReadBatcher(self.connector.client, self.calls)
-        self._scripts: dict[str, AsyncScript] = {}
-        self._tag_key: bytes | None = None
+        self.apps = AppIndex(self)
+        self.events = EventLog(self)
+        self._scripts: _Scripts | None = None
+        self._ops: RedisOps | None = None
+        self._tag_key = b""
         # The watermarks hash as last read, and as converted: every reader of one batch gets
         # the same reply object, so it is converted once per batch, not once per read.
         self._marks: tuple[dict[bytes, bytes], dict[str, int]] = ({}, {})
 
     async def _on_connect(self, client: AnyRedis) -> None:
-        for name in SCRIPTS:
-            source = (files("service") / "lua" / f"{name}.lua").read_text()
-            self._scripts[name] = client.register_script(source)
+        ops = RedisOps(client)
+        await self._check_layout(ops)
         # The tag key must outlive every token: it is created once and never expires.
-        await cast(Any, client).hsetnx(self.keys.meta, "tag_key", tokens.new_tag_key())
-        self._tag_key = await cast(Any, client).hget(self.keys.meta, "tag_key")
+        await ops.hsetnx(self.keys.meta, "tag_key", tokens.new_tag_key())
+        tag_key = await ops.hget(self.keys.meta, "tag_key")
+        assert tag_key is not None
+        self._tag_key = tag_key
+        self._scripts = _Scripts(client)
+        self._ops = ops
+
+    async def _check_layout(self, ops: RedisOps) -> None:
+        meta = await ops.hgetall(self.keys.meta)
+        if b"layout" not in meta and b"tag_key" not in meta:  # a new keyspace
+            await ops.hsetnx(self.keys.meta, "layout", str(LAYOUT_VERSION))
+            meta = await ops.hgetall(self.keys.meta)
+        # A keyspace with a tag key but no layout was written by tokenstore 0.1 (layout 1).
+        found = int(meta.get(b"layout", b"1"))
+        if found != LAYOUT_VERSION:
+            message = layout_message(self.keys.prefix, found)
+            log.critical(message)
+            raise LayoutMismatch(message)
+
+    async def ops(self) -> RedisOps:
+        await self.connector.client()
+        assert self._ops is not None
+        return self._ops
+
+    async def scripts(self) -> _Scripts:
+        await self.connector.client()
+        assert self._scripts is not None
+        return self._scripts
 
     async def client(self) -> AnyRedis:
         return await self.connector.client()
-
-    async def tag_key(self) -> bytes:
-        await self.client()
-        assert self._tag_key is not None
-        return self._tag_key
 
     async def close(self) -> None:
         await self.batcher.drain()
         await self.connector.close()
 
-    async def _script(self, name: str, keys: list[str], args: Sequence[Any]) -> Any:
-        await self.client()
-        with self.calls(name):
-            return await self._scripts[name](keys=keys, args=list(args))
+    async def run(self, op: str, script: Script, keys: list[str], args: Sequence[Any]) -> Any:
+        """One script call, timed and counted as store operation ``op``."""
+        with self.calls(op):
+            return await script(keys, args)
 
     async def ping(self) -> bool:
-        client = await self.client()
+        ops = await self.ops()
         with self.calls("ping"):
-            return bool(await cast(Any, client).ping())
+            return await ops.ping()
+
+    async def user_tag(self, user_id: str) -> str:
+        await self.connector.client()
+        return tokens.user_tag(self._tag_key, user_id)
 
     # --- the hot path: batched reads --------------------------------------------------------
 
-    async def read_token(self, tid: TokenId) -> tuple[dict[bytes, bytes], dict[str, int]]:
-        """A token's hash and the current app watermarks, in one batched round trip."""
-        raw = self.batcher.read("HGETALL", self.keys.token(tid))
+    async def read(self, tid: TokenId) -> tuple[TokenRecord | None, Watermarks]:
+        row = self.batcher.read("HMGET", self.keys.user(tid.tag), OWNER_FIELD, tid.rid)
         marks = self.batcher.read("HGETALL", self.keys.watermarks)
-        return await raw, self._converted(await marks)
+        owner, raw = await row
+        converted = self._converted(await marks)
+        if raw is None:
+            return None, converted
+        record = TokenRecord.parse(str(tid), owner, raw)
+        if record is None or record.expires_at <= now_ms():
+            return None, converted
+        return record, converted
 
     def _converted(self, marks: dict[bytes, bytes]) -> dict[str, int]:
         last, converted = self._marks
@@ -136,177 +154,150 @@ class TokenStore:
             self._marks = (marks, converted)
         return converted
 
-    async def read_pointer(self, token_digest: bytes) -> TokenId | None:
-        value = await self.batcher.read("GET", self.keys.pointer(token_digest))
-        return tokens.parse_id(value.decode()) if value else None
-
-    async def watermarks(self) -> dict[str, int]:
+    async def watermarks(self) -> Watermarks:
         return self._converted(await self.batcher.read("HGETALL", self.keys.watermarks))
 
-    # --- writes -----------------------------------------------------------------------------
+    async def find_registered(self, digest: bytes) -> TokenId | None:
+        value = await self.batcher.read("GET", self.keys.pointer(digest))
+        return tokens.parse_id(value.decode()) if value else None
 
-    async def index_app(self, app_id: str, tag: str, expires_at: int) -> None:
-        key = self.keys.app_bucket_of(app_id, tag)
-        await self._script("index_app", [key], [tag, expires_at, now_ms()])
+    # --- one user's tokens ------------------------------------------------------------------
+
+    async def new_id(self, user_id: str) -> TokenId:
+        return tokens.new_id(await self.user_tag(user_id))
 
     async def issue(
-        self, tid: TokenId, fields: list[str | bytes], ttl_ms: int, max_tokens: int
+        self, tid: TokenId, draft: TokenDraft, digest: bytes, ttl_ms: int, max_tokens: int
     ) -> Issued:
-        keys = [self.keys.token(tid), self.keys.user_index(tid.tag)]
-        args = [tid.rid, ttl_ms, max_tokens, self.keys.token_prefix(tid.tag), *fields]
-        result = await self._script("issue", keys, args)
-        if result is None:
+        await self.apps.add_user(draft.app_id, tid.tag, now_ms() + ttl_ms + 1000)
+        user, app = json_text(draft.user_id), json_text(draft.app_id)
+        args = [tid.rid, ttl_ms, max_tokens, user, app, digest, draft.tail_pieces(), PRUNE_BUDGET]
+        reply = await self.run(
+            "issue", (await self.scripts()).issue, [self.keys.user(tid.tag)], args
+        )
+        if reply is None:
             raise IdClash
-        return Issued(int(result[0]), int(result[1]), _pairs(result[2:]))
-
-    async def claim_pointer(self, token_digest: bytes, tid: TokenId, ttl_ms: int) -> TokenId | None:
-        """Point a registered token's digest at its id; returns the id it already had, if any."""
-        client = cast(Any, await self.client())
-        key = self.keys.pointer(token_digest)
-        with self.calls("claim_pointer"):
-            if await client.set(key, str(tid), px=ttl_ms, nx=True):
-                return None
-            existing = await client.get(key)
-        return tokens.parse_id(existing.decode()) if existing else None
-
-    async def set_pointer(self, token_digest: bytes, tid: TokenId, ttl_ms: int) -> None:
-        client = cast(Any, await self.client())
-        with self.calls("set_pointer"):
-            await client.set(self.keys.pointer(token_digest), str(tid), px=ttl_ms)
-
-    async def drop_pointer(self, token_digest: bytes) -> None:
-        client = cast(Any, await self.client())
-        with self.calls("drop_pointer"):
-            await client.unlink(self.keys.pointer(token_digest))
+        record = TokenRecord.parse(str(tid), reply[1], reply[0])
+        assert record is not None
+        return Issued(record, _revoked(tid.tag, reply[2:]))
 
     async def revoke_one(
-        self, tid: TokenId, *, user_id: str = "", apps: Collection[str] | None = None
-    ) -> tuple[str, str] | None:
-        """(app, user) of the token revoked; None if there was none of ``user_id`` (""; any)
-        in ``apps`` (None: any)."""
+        self, tid: TokenId, *, user_id: str | None, apps: Collection[str] | None
+    ) -> RevokedOne | None:
         if apps is not None and not apps:
             return None
-        keys = [self.keys.token(tid), self.keys.user_index(tid.tag)]
-        result = await self._script("revoke_one", keys, [tid.rid, user_id, *sorted(apps or ())])
-        return (result[0].decode(), result[1].decode()) if result else None
+        user = b"" if user_id is None else json_text(user_id)
+        args = [tid.rid, user, PRUNE_BUDGET, *sorted(json_text(app) for app in apps or ())]
+        script = (await self.scripts()).revoke_one
+        reply = await self.run("revoke_one", script, [self.keys.user(tid.tag)], args)
+        return RevokedOne(orjson.loads(reply[0]), orjson.loads(reply[1])) if reply else None
 
     async def revoke_user(
+        self, user_id: str, *, apps: Collection[str] | None, keep: TokenId | None
+    ) -> list[Revoked]:
+        tag = await self.user_tag(user_id)
+        keep_rid = keep.rid if keep is not None and keep.tag == tag else ""
+        revoked, _ = await self.revoke_tag(tag, json_text(user_id), apps, keep_rid, None)
+        return revoked
+
+    async def revoke_tag(
         self,
         tag: str,
-        *,
-        user_id: str = "",
-        apps: Collection[str] | None = None,
-        keep_rid: str = "",
-        created_before: int | None = None,
-    ) -> tuple[list[tuple[str, str]], int]:
-        """(rid, app) of revoked tokens of ``apps`` (None: every app), and the newest expiry of
-        those apps' tokens kept."""
+        user: bytes,
+        apps: Collection[str] | None,
+        keep_rid: str,
+        created_before: int | None,
+    ) -> tuple[list[Revoked], int]:
+        """Revoked tokens of the user hash ``tag`` (``user``: JSON id, b"" for any), and the
+        latest expiry of those apps' tokens that stay (0: none)."""
         if apps is not None and not apps:
             return [], 0
         before = "" if created_before is None else created_before
-        args = [self.keys.token_prefix(tag), user_id, keep_rid, before, *sorted(apps or ())]
-        result = await self._script("revoke_user", [self.keys.user_index(tag)], args)
-        return _pairs(result[1:]), int(result[0])
+        args = [user, keep_rid, before, *sorted(json_text(app) for app in apps or ())]
+        script = (await self.scripts()).revoke_user
+        reply = await self.run("revoke_user", script, [self.keys.user(tag)], args)
+        return _revoked(tag, reply[1:]), int(reply[0])
 
-    async def list_user(self, tag: str) -> list[tuple[TokenId, dict[bytes, bytes]]]:
-        args = [self.keys.token_prefix(tag), now_ms()]
-        flat = await self._script("list_user", [self.keys.user_index(tag)], args)
-        out = []
-        for i in range(0, len(flat), 2):
-            values = flat[i + 1]
-            raw = {values[j]: values[j + 1] for j in range(0, len(values), 2)}
-            out.append((TokenId(tag, flat[i].decode()), raw))
-        return out
-
-    async def revoke_app(self, app_id: str, retention_ms: int) -> int:
-        """Sets the app's watermark; returns it in microseconds."""
-        keys = [self.keys.watermarks, self.keys.sweeps]
-        return int(await self._script("revoke_app", keys, [app_id, retention_ms]))
-
-    async def append_event(
-        self, fields: dict[str, str | int], retention_ms: int, user_tag: str | None = None
-    ) -> str:
-        """Append to the events stream and, for a user's revocation, to that user's list."""
-        client = cast(Any, await self.client())
-        with self.calls("append_event"):
-            event_id = await client.xadd(
-                self.keys.events, fields, minid=now_ms() - retention_ms, approximate=True
-            )
-        if user_tag is not None:
-            keys = [self.keys.user_events(user_tag)]
-            args = [orjson.dumps(fields), USER_EVENTS_KEPT, retention_ms]
-            await self._script("log_user_event", keys, args)
-        return str(event_id.decode())
-
-    async def user_events(self, tag: str) -> list[dict[str, Any]]:
-        """The user's recent revocation events, newest first."""
-        client = cast(Any, await self.client())
-        with self.calls("user_events"):
-            raw = await client.lrange(self.keys.user_events(tag), 0, -1)
-        return [orjson.loads(entry) for entry in raw]
-
-    # --- the events stream, read by the revocation feed -------------------------------------
-
-    async def event_stream(self) -> StreamState | None:
-        """The state of the events stream, or None if it does not exist (yet)."""
-        client = cast(Any, await self.client())
-        with self.calls("event_stream"):
-            try:
-                info = await client.xinfo_stream(self.keys.events)
-            except ResponseError as exc:
-                if "no such key" in str(exc).lower():
-                    return None
-                raise
-        return StreamState(
-            last_id=info["last-generated-id"].decode(),
-            first_id=info["recorded-first-entry-id"].decode(),
-            length=int(info["length"]),
-            entries_added=int(info["entries-added"]),
-        )
-
-    async def read_events(self, after: str, block_ms: int, count: int) -> list[StreamEntry]:
-        """Events after id ``after``, waiting up to ``block_ms`` for one (XREAD BLOCK)."""
-        client = cast(Any, await self.client())
-        with self.calls("read_events"):
-            streams = await client.xread({self.keys.events: after}, count=count, block=block_ms)
-        return _entries(streams[0][1]) if streams else []
-
-    async def event_range(self, after: str, last: str, count: int) -> list[StreamEntry]:
-        """At most ``count`` events with ids in (``after``, ``last``], oldest first."""
-        client = cast(Any, await self.client())
-        with self.calls("event_range"):
-            return _entries(await client.xrange(self.keys.events, f"({after}", last, count=count))
-
-    # --- app indexes: listing and sweeping ---------------------------------------------------
-
-    async def app_users(self, app_id: str, first_bucket: int) -> list[tuple[int, list[str]]]:
-        """The user tags of buckets ``first_bucket..`` (one round), each bucket's tags sorted."""
-        client = await self.client()
-        last = min(first_bucket + BUCKETS_PER_ROUND, APP_BUCKETS)
-        with self.calls("app_users"):
-            pipe = client.pipeline(transaction=False)
-            for bucket in range(first_bucket, last):
-                pipe.zrangebyscore(self.keys.app_bucket(app_id, bucket), now_ms(), "+inf")
-            rounds = await pipe.execute()
+    async def list_user(self, user_id: str) -> list[TokenRecord]:
+        # Another user may share the tag (1 in 2**64): the record's user id tells them apart.
         return [
-            (bucket, sorted(tag.decode() for tag in tags))
-            for bucket, tags in zip(range(first_bucket, last), rounds, strict=True)
+            r for r in await self.list_tag(await self.user_tag(user_id)) if r.user_id == user_id
         ]
 
-    async def pop_app_users(self, app_id: str, bucket: int, count: int) -> list[str]:
-        client = cast(Any, await self.client())
-        with self.calls("pop_app_users"):
-            popped = await client.zpopmin(self.keys.app_bucket(app_id, bucket), count)
-        return [tag.decode() for tag, _score in popped]
+    async def list_tag(self, tag: str) -> list[TokenRecord]:
+        """The live tokens of user hash ``tag`` (of every user that shares the tag)."""
+        ops = await self.ops()
+        with self.calls("list_user"):
+            fields = await ops.hgetall(self.keys.user(tag))
+        owner = fields.get(OWNER_FIELD.encode())
+        now = now_ms()
+        records = (
+            TokenRecord.parse(str(TokenId(tag, rid.decode())), owner, raw)
+            for rid, raw in fields.items()
+            if len(rid) == tokens.RID_CHARS
+        )
+        return [r for r in records if r is not None and r.expires_at > now]
 
-    async def pending_sweeps(self) -> dict[str, int]:
-        client = cast(Any, await self.client())
-        with self.calls("pending_sweeps"):
-            return _watermarks(await client.hgetall(self.keys.sweeps))
+    # --- registered tokens ------------------------------------------------------------------
 
-    async def finish_sweep(self, app_id: str, watermark: int) -> None:
-        client = cast(Any, await self.client())
-        with self.calls("finish_sweep"):
-            # A newer revocation of the same app during the sweep leaves its own entry.
-            if await client.hget(self.keys.sweeps, app_id) == str(watermark).encode():
-                await client.hdel(self.keys.sweeps, app_id)
+    async def claim_pointer(self, digest: bytes, tid: TokenId, ttl_ms: int) -> TokenId | None:
+        ops, key = await self.ops(), self.keys.pointer(digest)
+        with self.calls("claim_pointer"):
+            if await ops.set(key, str(tid), px=ttl_ms, nx=True):
+                return None
+            existing = await ops.get(key)
+        return tokens.parse_id(existing.decode()) if existing else None
+
+    async def set_pointer(self, digest: bytes, tid: TokenId, ttl_ms: int) -> None:
+        ops = await self.ops()
+        with self.calls("set_pointer"):
+            await ops.set(self.keys.pointer(digest), str(tid), px=ttl_ms)
+
+    async def drop_pointer(self, digest: bytes) -> None:
+        ops = await self.ops()
+        with self.calls("drop_pointer"):
+            await ops.unlink(self.keys.pointer(digest))
+
+    # --- apps and events (app_index.py, event_log.py) ----------------------------------------
+
+    def app_tokens(self, app_id: str, after: str | None) -> AsyncIterator[tuple[TokenRecord, str]]:
+        return self.apps.tokens(app_id, after)
+
+    async def revoke_app(self, app_id: str, retention_ms: int) -> int:
+        keys = [self.keys.watermarks, self.keys.sweeps]
+        script = (await self.scripts()).revoke_app
+        return int(await self.run("revoke_app", script, keys, [app_id, retention_ms]))
+
+    async def append_event(
+        self, fields: dict[str, str | int], retention_ms: int, user_id: str | None = None
+    ) -> str:
+        tag = None if user_id is None else await self.user_tag(user_id)
+        return await self.events.append(fields, retention_ms, tag)
+
+    async def user_events(self, user_id: str) -> list[dict[str, Any]]:
+        return await self.events.of_user(await self.user_tag(user_id))
+
+    async def event_stream(self) -> StreamState | None:
+        return await self.events.stream()
+
+    async def read_events(self, after: str, block_ms: int, count: int) -> list[StreamEntry]:
+        return await self.events.read(after, block_ms, count)
+
+    async def event_range(self, after: str, last: str, count: int) -> list[StreamEntry]:
+        return await self.events.range(after, last, count)
+
+
+def layout_message(prefix: str, found: int) -> str:
+    where = f"the keys under prefix {prefix!r}" if prefix else "this Redis"
+    if found > LAYOUT_VERSION:
+        return (
+            f"{where} hold storage layout {found}, written by a newer tokenstore; this one "
+            f"reads layout {LAYOUT_VERSION} only. Run the newer version."
+        )
+    return (
+        f"{where} hold storage layout {found} (tokenstore 0.1); this version reads layout "
+        f"{LAYOUT_VERSION} only and will not serve an empty registry over existing tokens. "
+        "Either keep running 0.1 against them, or point this version at a fresh keyspace "
+        "(another TOKENSTORE_KEY_PREFIX or Redis database) and re-issue tokens there; the old "
+        "keys all expire with their tokens (README: Upgrading)."
+    )

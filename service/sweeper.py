@@ -1,10 +1,8 @@
 """AppSweeper: reclaims the memory of app-wide revocations, in the background.
 
-An app revocation takes effect at once through its watermark; this sweep only deletes the
-revoked tokens early instead of waiting for their TTLs. It pops users from the app's index in
-chunks (never a big command), revokes their older tokens of that app with one user-slot
-script each, and puts back users who still hold newer tokens. Pending sweeps live in Redis,
-so any process resumes them after a restart; running one twice is harmless.
+An app revocation takes effect at once through its watermark; the sweep only deletes the
+revoked tokens early instead of waiting for their TTLs (how: app_index.py). Pending sweeps
+live in Redis, so any process resumes them after a restart; running one twice is harmless.
 """
 
 from __future__ import annotations
@@ -13,19 +11,15 @@ import asyncio
 import contextlib
 import logging
 
+from service.app_index import AppIndex
 from service.errors import Unavailable
-from service.keys import APP_BUCKETS
-from service.store import TokenStore
 
 log = logging.getLogger(__name__)
-# ZPOPMIN of 1000 from a big (skiplist) bucket blocked Redis ~0.55 ms; 250 keeps it ~4x shorter.
-CHUNK = 250
-PARALLEL_SCRIPTS = 32
 
 
 class AppSweeper:
-    def __init__(self, store: TokenStore, interval: float = 30.0) -> None:
-        self.store = store
+    def __init__(self, apps: AppIndex, interval: float = 30.0) -> None:
+        self.apps = apps
         self.interval = interval
         self._wake = asyncio.Event()
         self._stopping = False
@@ -41,7 +35,7 @@ class AppSweeper:
     async def run(self) -> None:
         while not self._stopping:
             try:
-                for app_id, watermark in (await self.store.pending_sweeps()).items():
+                for app_id, watermark in (await self.apps.pending_sweeps()).items():
                     await self.sweep(app_id, watermark)
             except Unavailable:
                 log.warning("app sweep postponed: redis unavailable")
@@ -53,27 +47,7 @@ class AppSweeper:
             self._wake.clear()
 
     async def sweep(self, app_id: str, watermark: int) -> int:
-        removed = 0
-        limit = asyncio.Semaphore(PARALLEL_SCRIPTS)
-
-        async def sweep_user(tag: str) -> tuple[str, int, int]:
-            async with limit:
-                revoked, kept = await self.store.revoke_user(
-                    tag, apps=(app_id,), created_before=watermark
-                )
-            return tag, len(revoked), kept
-
-        for bucket in range(APP_BUCKETS):
-            if self._stopping:
-                return removed
-            survivors: list[tuple[str, int]] = []
-            while tags := await self.store.pop_app_users(app_id, bucket, CHUNK):
-                for tag, count, kept in await asyncio.gather(*map(sweep_user, tags)):
-                    removed += count
-                    if kept:
-                        survivors.append((tag, kept))
-            for tag, kept in survivors:
-                await self.store.index_app(app_id, tag, kept)
-        await self.store.finish_sweep(app_id, watermark)
-        log.info("app sweep done", extra={"app_id": app_id, "removed": removed})
+        removed = await self.apps.sweep(app_id, watermark, lambda: self._stopping)
+        if not self._stopping:
+            log.info("app sweep done", extra={"app_id": app_id, "removed": removed})
         return removed

@@ -90,6 +90,17 @@ async def all_keys(redis: AnyRedis) -> list[bytes]:
     return cast(list[bytes], await redis.keys())
 
 
+async def user_hashes(redis: AnyRedis) -> dict[bytes, dict[bytes, bytes]]:
+    """Every user hash (storage layout v2, ``h:{tag}``) with its fields."""
+    r = cast(Any, redis)
+    return {key: await r.hgetall(key) for key in await all_keys(redis) if b"h:{" in key}
+
+
+def token_fields(hashes: dict[bytes, dict[bytes, bytes]]) -> list[bytes]:
+    """The token fields (rids) of these user hashes, whoever owns them."""
+    return [field for fields in hashes.values() for field in fields if len(field) == 16]
+
+
 async def dump_values(redis: AnyRedis) -> bytes:
     """Every key name and value stored, concatenated, to search for leaked secrets."""
     out = b""

@@ -27,9 +27,9 @@ from helpers import (
 
 from service.api import access
 from service.app import create_app
+from service.event_log import USER_EVENTS_KEPT
 from service.redis_client import AnyRedis
 from service.settings import Settings
-from service.store import USER_EVENTS_KEPT
 
 SCOPED = "tkc_scoped-to-web-and-mobile"
 

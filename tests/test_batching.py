@@ -149,7 +149,7 @@ async def test_a_cancelled_batch_releases_and_closes_its_connection(
 
 def test_lean_batches_are_packed_as_redis_py_packs_them() -> None:
     commands: list[tuple[str | bytes, ...]] = [
-        ("HGETALL", "ts:t:{0123456789abcdef}:0123456789abcdef"),
+        ("HMGET", "ts:h:{0123456789abcdef}", "u", "0123456789abcdef"),
         ("GET", b"ts:p:" + bytes(range(256))),
         ("GET", "é" * 7000),
         ("X",),

@@ -20,10 +20,10 @@ from redis_servers import RedisServer
 from service import sse
 from service.api import feed as feed_api
 from service.app import create_app
+from service.event_log import StreamState
 from service.feed import FeedEvent, events_lost_after
 from service.redis_client import AnyRedis
 from service.settings import Settings
-from service.store import StreamState
 
 WAIT = 5.0
 

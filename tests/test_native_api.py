@@ -7,7 +7,16 @@ import asyncio
 from typing import Any, cast
 
 import pytest
-from helpers import ADMIN_HEADERS, Client, all_keys, dump_values, introspect, issue
+from helpers import (
+    ADMIN_HEADERS,
+    Client,
+    all_keys,
+    dump_values,
+    introspect,
+    issue,
+    token_fields,
+    user_hashes,
+)
 
 from service.redis_client import AnyRedis
 
@@ -43,12 +52,13 @@ async def test_every_key_has_a_ttl_and_no_secret_is_stored(client: Client, redis
     assert b"external-refresh-token-value" not in stored
 
 
-async def test_token_key_ttl_equals_lifetime(client: Client, redis: AnyRedis) -> None:
-    body = await issue(client, ttl=300)
-    token_keys = [k for k in await all_keys(redis) if b"t:{" in k]
-    assert len(token_keys) == 1
-    pexpiretime = await cast(Any, redis).execute_command("PEXPIRETIME", token_keys[0])
-    assert pexpiretime == body["expires_at"]
+async def test_user_hash_expires_with_its_latest_token(client: Client, redis: AnyRedis) -> None:
+    latest = await issue(client, ttl=300)
+    await issue(client, ttl=100)
+    hashes = await user_hashes(redis)
+    assert len(hashes) == 1 and len(token_fields(hashes)) == 2
+    pexpiretime = await cast(Any, redis).execute_command("PEXPIRETIME", next(iter(hashes)))
+    assert pexpiretime == latest["expires_at"]
 
 
 async def test_malformed_forged_and_unknown_tokens_are_inactive(client: Client) -> None:
@@ -96,7 +106,7 @@ async def test_get_and_revoke_by_id(client: Client, redis: AnyRedis) -> None:
     assert await again.json() == {"revoked": []}
     assert (await client.get(f"/v1/tokens/{body['id']}")).status == 404
     assert await introspect(client, body["token"]) == {"active": False}
-    assert [k for k in await all_keys(redis) if b"t:{" in k or b"u:{" in k] == []
+    assert await user_hashes(redis) == {}  # the hash went with its last token
 
 
 async def test_revoke_by_value(client: Client) -> None:
@@ -123,6 +133,7 @@ async def test_registered_token_lifecycle(client: Client, redis: AnyRedis) -> No
     assert await revoked.json() == {"revoked": [body["id"]]}
     assert await introspect(client, "idp-refresh-1") == {"active": False}
     assert [k for k in await all_keys(redis) if b"p:" in k] == []
+    assert await user_hashes(redis) == {}
     again = await issue(client, "bob", "idp", token="idp-refresh-1")  # re-registrable
     assert (await introspect(client, "idp-refresh-1"))["id"] == again["id"]
 
@@ -190,23 +201,42 @@ async def test_app_revocation_is_immediate_and_swept(client: Client, redis: AnyR
     listed = await (await client.get("/v1/apps/app/tokens")).json()
     assert [t["id"] for t in listed["tokens"]] == [new["id"]]
     for _ in range(50):  # the sweep runs in the background
-        token_keys = [k for k in await all_keys(redis) if b"t:{" in k]
-        if len(token_keys) == 2:
+        hashes = await user_hashes(redis)
+        if len(token_fields(hashes)) == 2:
             break
         await asyncio.sleep(0.1)
-    assert len(token_keys) == 2  # `new` and `other` remain; the 5 old ones are deleted
+    assert len(token_fields(hashes)) == 2  # `new` and `other` remain; the 5 old ones are gone
+    assert len(hashes) == 1  # u1..u4 held nothing else: their hashes went with their tokens
 
 
-async def test_expired_tokens_vanish_and_are_pruned(client: Client, redis: AnyRedis) -> None:
+def _rid(token_id: str) -> bytes:
+    return token_id.replace("-", "")[16:].encode()
+
+
+async def test_expired_tokens_are_never_served_and_pruned_by_the_next_write(
+    client: Client, redis: AnyRedis
+) -> None:
     short = await issue(client, "alice", "app", ttl=1)
     long = await issue(client, "alice", "app", ttl=60)
     await asyncio.sleep(1.2)
+    # Still stored (nothing wrote since), but never served: expiry is checked on every read.
+    assert _rid(short["id"]) in token_fields(await user_hashes(redis))
     assert await introspect(client, short["token"]) == {"active": False}
+    assert (await client.get(f"/v1/tokens/{short['id']}")).status == 404
     listed = await (await client.get("/v1/users/alice/tokens")).json()
     assert [t["id"] for t in listed["tokens"]] == [long["id"]]
-    index = [k for k in await all_keys(redis) if b"u:{" in k]
-    members = await cast(Any, redis).zrange(index[0], 0, -1)
-    assert members == [long["id"].replace("-", "")[16:].encode()]  # the expired member was pruned
+    assert (await (await client.delete(f"/v1/tokens/{short['id']}")).json())["revoked"] == []
+    third = await issue(client, "alice", "app", ttl=60)  # the next write prunes it
+    fields = token_fields(await user_hashes(redis))
+    assert sorted(fields) == sorted([_rid(long["id"]), _rid(third["id"])])
+
+
+async def test_the_user_hash_expires_with_its_last_token(client: Client, redis: AnyRedis) -> None:
+    body = await issue(client, "alice", "app", ttl=1)
+    assert len(await user_hashes(redis)) == 1
+    await asyncio.sleep(1.2)
+    assert await user_hashes(redis) == {}  # Redis expired the key itself: no write needed
+    assert await introspect(client, body["token"]) == {"active": False}
 
 
 async def test_per_user_limit_revokes_the_oldest(aiohttp_client: Any, settings: Any) -> None:
@@ -238,8 +268,7 @@ async def test_concurrent_issue_and_revoke_all_leave_no_orphan(
 
     await asyncio.gather(issue_many(), issue_many(), revoke_many())
     await client.delete("/v1/users/alice/tokens")
-    leftovers = [k for k in await all_keys(redis) if b"t:{" in k or b"u:{" in k]
-    assert leftovers == []
+    assert await user_hashes(redis) == {}
 
 
 async def test_events_record_revocations(client: Client, redis: AnyRedis) -> None:
@@ -254,13 +283,14 @@ async def test_events_record_revocations(client: Client, redis: AnyRedis) -> Non
 
 async def test_an_id_clash_is_reported_so_another_id_is_drawn(client: Client) -> None:
     from service import tokens
-    from service.api.responses import STORE
-    from service.store import IdClash
+    from service.api.responses import SERVICE, STORE
+    from service.storage import IdClash
 
     store = client.app[STORE]
     body = await issue(client, "alice", "app")
     taken = tokens.parse_id(body["id"])
     assert taken is not None
+    draft = client.app[SERVICE].draft(user_id="alice", app_id="app")
     with pytest.raises(IdClash):  # a Redis reply, not an error turned into a 503
-        await store.issue(taken, ["u", "alice", "a", "app", "h", b"x" * 16], 60_000, 0)
+        await store.issue(taken, draft, b"x" * 16, 60_000, 0)
     assert (await introspect(client, body["token"]))["active"] is True  # untouched

@@ -57,22 +57,3 @@ def test_the_checksum_is_base32_of_the_crc32() -> None:
     for body in bodies:
         crc = zlib.crc32(body.encode("ascii")).to_bytes(4, "big")
         assert tokens._checksum(body) == tokens.b32(crc)
-
-
-def test_records_decode_alike_with_or_without_unknown_fields() -> None:
-    from service.records import DEFAULT_TYPE, decode
-
-    tid = tokens.new_id("0123456789abcdef")
-    raw = {
-        b"u": b"alice", b"a": b"app", b"s": b"a b", b"c": b"cli", b"m": b'{"k":1}',
-        b"ct": b"1700000000000000", b"ex": b"1800000000000", b"h": b"\x00" * 16,
-    }  # fmt: skip
-    record = decode(tid, raw)
-    assert record is not None and record == decode(tid, {**raw, b"zz": b"x"})
-    assert (record.type, record.scopes, record.device_name) == (DEFAULT_TYPE, ("a", "b"), None)
-    assert record.metadata == {"k": 1} and record.created_at == 1700000000000
-    for missing in (b"u", b"a", b"ct", b"ex", b"h"):
-        rest = {k: v for k, v in raw.items() if k != missing}
-        assert decode(tid, rest) is None and decode(tid, {**rest, b"zz": b"x"}) is None
-    assert decode(tid, {**raw, b"ex": b"soon"}) is None
-    assert decode(tid, {**raw, b"u": b"\xff"}) is None

@@ -10,8 +10,8 @@ forbids serving the answer once stale and, per RFC 9111 section 3.5, lets a shar
 
 from __future__ import annotations
 
+from service.clock import now_ms
 from service.settings import Settings
-from service.store import now_ms
 
 NO_STORE = "no-store"
 

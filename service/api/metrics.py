@@ -22,9 +22,10 @@ from prometheus_client.metrics_core import Metric
 from service.api import access
 from service.api.responses import STORE
 from service.auth import OPEN
+from service.clock import now_ms
 from service.errors import Unavailable
 from service.metrics import Metrics
-from service.store import TokenStore, now_ms
+from service.store import TokenStore
 
 METRICS = web.AppKey("metrics", Metrics)
 

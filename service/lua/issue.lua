@@ -1,52 +1,59 @@
--- Store one token and index it under its user, atomically on the user's slot.
--- KEYS[1] token hash, KEYS[2] user index (zset rid -> expires ms)
+-- Store one token in its user's hash, atomically on the user's slot.
+-- KEYS[1] the user's hash
 -- ARGV[1] rid, ARGV[2] lifetime ms, ARGV[3] most live tokens per user (0: no limit),
--- ARGV[4] token key prefix of this user (names the user's other tokens, same slot),
--- ARGV[5..] field, value pairs of the record
--- returns {created us, expires ms, evicted rid, evicted app, ...}, or false on an id clash
--- (a plain reply, not an error: the caller draws another id)
+-- ARGV[4] user id (JSON), ARGV[5] app id (JSON), ARGV[6] digest (16 bytes),
+-- ARGV[7] the record's other pieces (type .. metadata), ARGV[8] prune budget (fields)
+-- returns {record, owner (JSON), evicted rid, evicted app (JSON), ...}, or false on an id
+-- clash (a plain reply, not an error: the caller draws another id)
 -- Creation is kept in microseconds so that "oldest" and watermark comparisons have no ties.
-local t = redis.call('TIME')
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local now = math.floor(now_us / 1000)
-if redis.call('EXISTS', KEYS[1]) == 1 then
+local key = KEYS[1]
+if redis.call('HEXISTS', key, ARGV[1]) == 1 then
   return false
 end
+local created = now_us()
+local now = math.floor(created / 1000)
 local expires = now + tonumber(ARGV[2])
-local now_s, expires_s = string.format('%d', now), string.format('%d', expires)
-local created_s = string.format('%d', now_us)
-redis.call('HSET', KEYS[1], 'ct', created_s, 'ex', expires_s, unpack(ARGV, 5))
-redis.call('PEXPIREAT', KEYS[1], expires_s)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_s)
-redis.call('ZADD', KEYS[2], expires_s, ARGV[1])
--- NX gives a new index its expiry, GT pushes it out to the newest member's.
-redis.call('PEXPIREAT', KEYS[2], expires_s, 'NX')
-redis.call('PEXPIREAT', KEYS[2], expires_s, 'GT')
-local result = {created_s, expires_s}
-local limit = tonumber(ARGV[3])
-local count = redis.call('ZCARD', KEYS[2])
-if limit == 0 or count <= limit then
-  return result
+local owner = redis.call('HGET', key, 'u')
+if not owner then
+  owner = ARGV[4]
+  redis.call('HSET', key, 'u', owner)
 end
-local others = {}
-for _, rid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if rid ~= ARGV[1] then
-    local created = tonumber(redis.call('HGET', ARGV[4] .. rid, 'ct')) or 0
-    table.insert(others, {created, rid})
+local user = ARGV[4]
+if user == owner then
+  user = ''
+end
+local record = string.format('%011x%013x', expires, created) .. ARGV[6] .. '0'
+  .. ARGV[5] .. '\31' .. user .. '\31' .. ARGV[7]
+prune(key, now, tonumber(ARGV[8]))
+redis.call('HSET', key, ARGV[1], record)
+-- NX gives a new hash its expiry, GT pushes it out to the latest token's.
+redis.call('PEXPIREAT', key, expires, 'NX')
+redis.call('PEXPIREAT', key, expires, 'GT')
+local result = {record, owner}
+local limit = tonumber(ARGV[3])
+if limit == 0 or redis.call('HLEN', key) - 2 < limit then
+  return result  -- fewer fields than the limit (+ owner, + maybe a cursor): nothing to evict
+end
+local live = {}
+local flat = redis.call('HGETALL', key)
+for i = 1, #flat, 2 do
+  if is_token(flat[i]) then
+    if expires_of(flat[i + 1]) <= now then
+      redis.call('HDEL', key, flat[i])
+    elseif flat[i] ~= ARGV[1] then
+      table.insert(live, {created_of(flat[i + 1]), flat[i], flat[i + 1]})
+    end
   end
 end
-table.sort(others, function(x, y)
+table.sort(live, function(x, y)
   if x[1] == y[1] then return x[2] < y[2] end
   return x[1] < y[1]
 end)
-for i = 1, count - limit do
-  local rid = others[i][2]
-  local app = redis.call('HGET', ARGV[4] .. rid, 'a')
-  redis.call('UNLINK', ARGV[4] .. rid)
-  redis.call('ZREM', KEYS[2], rid)
-  if app then
-    table.insert(result, rid)
-    table.insert(result, app)
-  end
+for i = 1, #live + 1 - limit do
+  local rid, old = live[i][2], live[i][3]
+  redis.call('HDEL', key, rid)
+  local app, _ = app_user_of(old)
+  table.insert(result, rid)
+  table.insert(result, app)
 end
 return result

@@ -1,25 +1,25 @@
--- Revoke one token and drop it from its user's index, if it is in the caller's scope.
--- KEYS[1] token hash, KEYS[2] user index
--- ARGV[1] rid, ARGV[2] user id the token must carry ('' for any user),
--- ARGV[3..] app ids the token must belong to (none: any app)
--- returns {app id, user id} of the revoked token, or false if there was none in scope
-local f = redis.call('HMGET', KEYS[1], 'a', 'u')
-if not f[1] then
-  redis.call('ZREM', KEYS[2], ARGV[1])
+-- Revoke one token, if it is live and in the caller's scope.
+-- KEYS[1] the user's hash
+-- ARGV[1] rid, ARGV[2] user id (JSON) the token must carry ('' for any user),
+-- ARGV[3] prune budget, ARGV[4..] app ids (JSON) the token must belong to (none: any app)
+-- returns {app (JSON), user (JSON)} of the revoked token, or false if there was none in scope
+local key = KEYS[1]
+local record = redis.call('HGET', key, ARGV[1])
+local now = math.floor(now_us() / 1000)
+if not record or expires_of(record) <= now then
   return false
 end
-if ARGV[2] ~= '' and f[2] ~= ARGV[2] then
+local app, user = app_user_of(record)
+if user == '' then
+  user = redis.call('HGET', key, 'u')
+end
+if ARGV[2] ~= '' and user ~= ARGV[2] then
   return false
 end
-if #ARGV > 2 then
-  local allowed = false
-  for i = 3, #ARGV do
-    if ARGV[i] == f[1] then allowed = true end
-  end
-  if not allowed then
-    return false
-  end
+if #ARGV > 3 and not is_listed(app, 4) then
+  return false
 end
-redis.call('UNLINK', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return f
+redis.call('HDEL', key, ARGV[1])
+prune(key, now, tonumber(ARGV[3]))
+drop_if_empty(key)
+return {app, user}

@@ -1,0 +1,107 @@
+"""The typed boundary to redis-py: the commands the store uses, with the types they return.
+
+redis-py types its commands as ``Awaitable[T] | T`` (one class serves sync and async), so a
+caller would cast at every call; here that is done once, and the store's code is checked.
+Replies are RESP2 with bytes (the client is made with ``protocol=2``, no decoding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from service.redis_client import AnyRedis
+
+# Shared functions of the user-hash scripts, put in front of each script's source.
+_LIB = "lib"
+_USES_LIB = frozenset({"issue", "revoke_one", "revoke_user"})
+
+
+def _source(name: str) -> str:
+    lua = files("service") / "lua"
+    body = (lua / f"{name}.lua").read_text()
+    return (lua / f"{_LIB}.lua").read_text() + body if name in _USES_LIB else body
+
+
+class Script:
+    """A registered Lua script; its reply is raw (bytes, ints, lists, None for false)."""
+
+    def __init__(self, script: AsyncScript) -> None:
+        self._script = script
+
+    async def __call__(self, keys: list[str], args: Sequence[str | bytes | int]) -> Any:
+        return await self._script(keys=keys, args=list(args))
+
+
+def load_script(client: AnyRedis, name: str) -> Script:
+    return Script(client.register_script(_source(name)))
+
+
+class RedisOps:
+    def __init__(self, client: AnyRedis) -> None:
+        self._r: Any = client
+
+    async def ping(self) -> bool:
+        return bool(await self._r.ping())
+
+    async def get(self, key: str) -> bytes | None:
+        value: bytes | None = await self._r.get(key)
+        return value
+
+    async def set(self, key: str, value: str, *, px: int, nx: bool = False) -> bool:
+        return bool(await self._r.set(key, value, px=px, nx=nx))
+
+    async def unlink(self, *keys: str) -> int:
+        return int(await self._r.unlink(*keys))
+
+    async def hget(self, key: str, field: str) -> bytes | None:
+        value: bytes | None = await self._r.hget(key, field)
+        return value
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        value: dict[bytes, bytes] = await self._r.hgetall(key)
+        return value
+
+    async def hsetnx(self, key: str, field: str, value: str | bytes) -> bool:
+        return bool(await self._r.hsetnx(key, field, value))
+
+    async def zpopmin(self, key: str, count: int) -> list[bytes]:
+        popped: list[tuple[bytes, float]] = await self._r.zpopmin(key, count)
+        return [member for member, _score in popped]
+
+    async def zrangebyscore_many(self, keys: Sequence[str], low: int) -> list[list[bytes]]:
+        """Members scored from ``low`` up, of each key, in one pipeline."""
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrangebyscore(key, low, "+inf")
+        rounds: list[list[bytes]] = await pipe.execute()
+        return rounds
+
+    async def lrange(self, key: str) -> list[bytes]:
+        values: list[bytes] = await self._r.lrange(key, 0, -1)
+        return values
+
+    async def xadd(self, key: str, fields: dict[str, str | int], minid: int) -> bytes:
+        event_id: bytes = await self._r.xadd(key, fields, minid=minid, approximate=True)
+        return event_id
+
+    async def xinfo_stream(self, key: str) -> dict[str, Any]:
+        info: dict[str, Any] = await self._r.xinfo_stream(key)
+        return info
+
+    async def xread(
+        self, key: str, after: str, *, count: int, block_ms: int
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        streams = await self._r.xread({key: after}, count=count, block=block_ms)
+        return streams[0][1] if streams else []
+
+    async def xrange(
+        self, key: str, low: str, high: str, count: int
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await self._r.xrange(
+            key, low, high, count=count
+        )
+        return entries

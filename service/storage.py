@@ -1,0 +1,100 @@
+"""What the service needs of storage: the ``Store`` protocol and the values it speaks.
+
+``TokenService`` knows tokens only through this interface: records, user ids, token ids and
+opaque cursors; never key names, buckets, scripts or raw Redis replies. ``store.TokenStore``
+implements it on Redis (standalone, Cluster, or the embedded in-memory server); the layout is
+its own business (keys.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from service.records import TokenDraft, TokenRecord
+from service.tokens import TokenId
+
+# App id -> revoked_before, in microseconds: the app's tokens created before it are revoked.
+Watermarks = Mapping[str, int]
+
+
+class IdClash(Exception):
+    """A freshly drawn record id is taken (about 1 in 2**64 per user): draw again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """A token that a call revoked (or that the per-user limit evicted)."""
+
+    id: TokenId
+    app_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    record: TokenRecord
+    evicted: list[Revoked]  # revoked by the per-user limit to make room
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedOne:
+    app_id: str
+    user_id: str
+
+
+class Store(Protocol):
+    async def ping(self) -> bool: ...
+
+    async def new_id(self, user_id: str) -> TokenId:
+        """A fresh token id that routes to ``user_id``'s tokens."""
+
+    async def issue(
+        self, tid: TokenId, draft: TokenDraft, digest: bytes, ttl_ms: int, max_tokens: int
+    ) -> Issued:
+        """Store a token; raises IdClash if ``tid`` is taken. ``max_tokens`` (0: no limit):
+        the user's oldest tokens beyond it are revoked."""
+
+    async def read(self, tid: TokenId) -> tuple[TokenRecord | None, Watermarks]:
+        """A live (unexpired) token's record, and the app watermarks, in one round trip."""
+
+    async def watermarks(self) -> Watermarks: ...
+
+    # Registered (externally minted) tokens are found by the digest of their value.
+    async def find_registered(self, digest: bytes) -> TokenId | None: ...
+
+    async def claim_pointer(self, digest: bytes, tid: TokenId, ttl_ms: int) -> TokenId | None:
+        """Point ``digest`` at ``tid``; returns the id it pointed at already, if any."""
+
+    async def set_pointer(self, digest: bytes, tid: TokenId, ttl_ms: int) -> None: ...
+
+    async def drop_pointer(self, digest: bytes) -> None: ...
+
+    async def revoke_one(
+        self, tid: TokenId, *, user_id: str | None, apps: Collection[str] | None
+    ) -> RevokedOne | None:
+        """Revoke a live token of ``user_id`` (None: any) in ``apps`` (None: any)."""
+
+    async def revoke_user(
+        self, user_id: str, *, apps: Collection[str] | None, keep: TokenId | None
+    ) -> list[Revoked]:
+        """Revoke the user's tokens of ``apps`` (None: every app) but ``keep``."""
+
+    async def list_user(self, user_id: str) -> list[TokenRecord]:
+        """The user's live tokens (not yet filtered by app watermarks)."""
+
+    def app_tokens(self, app_id: str, after: str | None) -> AsyncIterator[tuple[TokenRecord, str]]:
+        """The app's live tokens after cursor ``after`` (None: from the start), each with the
+        cursor that resumes after it; raises BadRequest for a cursor of no such listing."""
+
+    async def revoke_app(self, app_id: str, retention_ms: int) -> int:
+        """Set the app's watermark (returned, in us) and queue the sweep of its tokens."""
+
+    async def append_event(
+        self, fields: dict[str, str | int], retention_ms: int, user_id: str | None = None
+    ) -> str:
+        """Append to the revocation stream (and, for a user's revocation, to the user's own
+        recent events); returns the event's id."""
+
+    async def user_events(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's recent revocation events, newest first."""
