@@ -80,7 +80,11 @@ class RedisConnector:
             if self._client is None:
                 with self._calls("connect"):
                     new = await self._open()
-                    await self._on_connect(new)
+                    try:
+                        await self._on_connect(new)
+                    except BaseException:
+                        await new.aclose()  # tried again on the next call, with a new client
+                        raise
                 self._client = new
             return self._client
 
