@@ -19,12 +19,14 @@ from service.api import (
     oauth,
     onegini,
     openapi,
+    routing,
     usergrid,
 )  # fmt: skip
 from service.api import metrics as metrics_api
 from service.api import observe as observe_api
 from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
+from service.api.routing import ROUTES, Dialect
 from service.clients import ClientRegistry
 from service.errors import Unavailable
 from service.lifecycle import LIFECYCLE, Lifecycle
@@ -42,6 +44,20 @@ EMBEDDED_WARNING = (
     "Set TOKENSTORE_REDIS_URL for anything but a trial."
 )
 
+# In the router's order: usergrid's /{org}/{app}/users/... pattern is the broadest, so last.
+DIALECTS: tuple[Dialect, ...] = (
+    health.DIALECT,
+    native.DIALECT,
+    oauth.DIALECT,
+    fusionauth.DIALECT,
+    onegini.DIALECT,
+    authz.DIALECT,
+    feed.DIALECT,
+    usergrid.DIALECT,
+    openapi.DIALECT,
+    metrics_api.DIALECT,
+)
+
 
 def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web.Application:
     """The service; ``clients`` None: from ``settings`` (may raise ClientsError)."""
@@ -52,6 +68,7 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app[SETTINGS] = settings
     app[ERROR_RENDERERS] = {}
     app[access.RULES] = {}
+    app[ROUTES] = []
     app[CLIENTS] = clients_file.for_settings(settings) if clients is None else clients
     app[LIFECYCLE] = Lifecycle()
     metrics = app[metrics_api.METRICS] = Metrics.from_env()
@@ -60,17 +77,9 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app[SERVICE] = TokenService(store, settings, metrics)
     app[SWEEPER] = AppSweeper(store.apps)
     app.cleanup_ctx.append(_redis)
-    health.setup(app)
-    native.setup(app)
-    oauth.setup(app)
-    fusionauth.setup(app)
-    onegini.setup(app)
-    authz.setup(app)
-    feed.setup(app)
-    usergrid.setup(app)  # last: its /{org}/{app}/... pattern is the broadest
-    openapi.setup(app)
-    metrics_api.setup(app)
-    access.check_rules(app)
+    for dialect in DIALECTS:
+        routing.add(app, dialect)
+    access.check_rules(app)  # catches a route added to the router outside any dialect
     observe_api.setup(app)
     return app
 

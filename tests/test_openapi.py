@@ -9,6 +9,7 @@ from aiohttp import web
 
 from service.api.access import RULES
 from service.api.openapi import document
+from service.api.routing import ROUTES
 from service.app import create_app
 from service.clients import ClientRegistry
 from service.settings import Settings
@@ -30,7 +31,9 @@ def _router_operations(app: web.Application) -> set[tuple[str, str, str]]:
 
 
 def _document() -> dict[str, Any]:
-    return document(_app()[RULES])
+    app = _app()
+    routes, rules = app[ROUTES], app[RULES]
+    return document(routes, rules)
 
 
 def test_document_matches_router() -> None:

@@ -1,9 +1,9 @@
 """The access middleware: authenticates the caller and checks the route's rule, before any
 handler runs.
 
-Every dialect declares the rule of each of its routes, by route name, in one table next to its
-routes (``declare``). A route without a rule makes ``create_app`` fail, so a new route cannot
-be served open by mistake.
+Every route is declared with its rule (service.api.routing), and ``create_app`` registers the
+rules by route name. A route added to the router some other way has no rule and makes
+``create_app`` fail (``check_rules``), so a new route cannot be served open by mistake.
 """
 
 from __future__ import annotations
@@ -21,17 +21,13 @@ RULES = web.AppKey("access_rules", dict[str, Rule])
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
-def declare(app: web.Application, rules: dict[str, Rule]) -> None:
-    app[RULES].update(rules)
-
-
 def check_rules(app: web.Application) -> None:
     rules = app[RULES]
     for route in app.router.routes():
         if route.name not in rules:
             raise RuntimeError(
                 f"route {route.method} {route.resource.canonical if route.resource else '?'} "
-                f"(name {route.name!r}) has no access rule: declare one with access.declare()"
+                f"(name {route.name!r}) has no access rule: declare it as a Route of a dialect"
             )
 
 

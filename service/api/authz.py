@@ -25,11 +25,14 @@ import dataclasses
 from aiohttp import web
 
 from service import validation
-from service.api import access, hints
-from service.api.errors import ERROR_RENDERERS, HttpError, render_default
+from service.api import hints
+from service.api.errors import HttpError, render_default
+from service.api.openapi_parts import Schema, errors, json_body, param, ref
 from service.api.responses import SETTINGS, json_response, service
+from service.api.routing import Dialect, Route
 from service.auth import OPEN
 from service.errors import BadRequest
+from service.identity import HEADERS as IDENTITY
 from service.identity import Identity, bearer_token, decode_header
 from service.records import TokenRecord
 from service.scope import EVERYTHING
@@ -127,13 +130,44 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return render_default(request, dataclasses.replace(error, headers=headers))
 
 
-def setup(app: web.Application) -> None:
-    app[ERROR_RENDERERS]["authz"] = render_error
-    # The bearer token is the credential: a gateway forwards the user's Authorization header
-    # unchanged, and the answer tells only that token's own identity.
-    app.router.add_get("/v1/authz", check, name="authz.check", allow_head=False)
-    access.declare(app, {"authz.check": OPEN})
-    for method in PROXIED_METHODS:
-        name = f"authz.check_{method.lower()}"
-        app.router.add_route(method, "/v1/authz/{path:.*}", check, name=name)
-        access.declare(app, {name: OPEN})
+CHECK: Schema = {
+    "summary": "Forward auth (nginx auth_request, Traefik forwardAuth): is the bearer token "
+               "live? Needs no client credentials",
+    "description": "Reads `Authorization: Bearer <token>` (or the header named by "
+                   "TOKENSTORE_AUTHZ_HEADER). Every answer carries a Cache-Control hint.",
+    "parameters": [
+        param("X-Required-Scope", "header", "Space-separated scopes the token must have"),
+        param("X-Required-App", "header", "App the token must belong to (percent-encoded)"),
+        param("scope", "query", "Same as X-Required-Scope; every requirement applies"),
+        param("app", "query", "Same as X-Required-App")],
+    "responses": {
+        "200": {"description": "Live: X-Token-Id, X-Token-User, X-Token-App (percent-encoded"
+                               " UTF-8), X-Token-Scopes, X-Token-Expires (epoch ms); "
+                               "Cache-Control max-age up to the token's expiry",
+                "headers": {name: {"schema": {"type": "string"}} for name in IDENTITY}},
+        "401": json_body(ref("Error"), 'No token (`WWW-Authenticate: Bearer`), or not live or '
+                                    'not for the required app (`error="invalid_token"`)'),
+        "403": json_body(ref("Error"), 'Live, but lacks a required scope '
+                                    '(`error="insufficient_scope"`)'),
+        **errors(400, 503)}}  # fmt: skip
+PROXIED_CHECK: Schema = {
+    **CHECK,
+    "summary": "Forward auth for Envoy's HTTP ext_authz (path_prefix /v1/authz): the client's "
+    "method and path are kept and ignored; requirements from headers",
+    "parameters": [param("path", "path", "The client's path, ignored"), *CHECK["parameters"][:2]],
+}
+
+# The bearer token is the credential: a gateway forwards the user's Authorization header
+# unchanged, and the answer tells only that token's own identity.
+DIALECT = Dialect(
+    "authz",
+    (
+        Route("GET", "/v1/authz", check, name="authz.check", rule=OPEN, openapi=CHECK),
+        *(
+            Route(method, "/v1/authz/{path:.*}", check, name=f"authz.check_{method.lower()}",
+                  rule=OPEN, openapi=PROXIED_CHECK)
+            for method in PROXIED_METHODS
+        ),
+    ),
+    render_error=render_error,
+)  # fmt: skip

@@ -17,9 +17,10 @@ import contextlib
 from aiohttp import web
 
 from service import sse
-from service.api import access
 from service.api.access import principal
+from service.api.openapi_parts import errors, param, ref
 from service.api.responses import SETTINGS, STORE
+from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest, Unavailable
@@ -146,11 +147,24 @@ async def _close_streams(app: web.Application) -> None:
     await app[FEED].close()
 
 
-def setup(app: web.Application) -> None:
+def _setup(app: web.Application) -> None:
     # XREAD BLOCK must return before the Redis socket timeout would cut it.
     block_ms = max(10, min(1000, int(app[SETTINGS].redis_timeout * 500)))
     app[FEED] = EventFeed(app[STORE], block_ms)
     app.on_shutdown.append(_close_streams)
-    app.router.add_get("/v1/events", events, name="v1.events", allow_head=False)
-    # Gateways hold `introspect`; the feed tells them which of their cached answers to drop.
-    access.declare(app, {"v1.events": Rule(Permission.INTROSPECT)})
+
+
+# Gateways hold `introspect`; the feed tells them which of their cached answers to drop.
+DIALECT = Dialect("v1", (
+    Route("GET", "/v1/events", events, name="v1.events", rule=Rule(Permission.INTROSPECT),
+          openapi={
+        "summary": "Revocation feed (Server-Sent Events): replay after Last-Event-ID, then "
+                   "live; `ready` once caught up, `reset` if events were lost",
+        "parameters": [param("Last-Event-ID", "header", "Replay every event after this id"),
+                       param("last_event_id", "query", "Same as Last-Event-ID")],
+        "responses": {
+            "200": {"description": "text/event-stream: events `token`, `user`, `app` "
+                                   "(JSON data), `ready`, `reset`; heartbeat comments",
+                    "content": {"text/event-stream": {"schema": ref("RevocationEvent")}}},
+            **errors(400, 503)}}),
+), setup=_setup)  # fmt: skip

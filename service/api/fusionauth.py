@@ -11,11 +11,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service.api import access
 from service.api.access import principal
 from service.api.bodies import form_fields
-from service.api.errors import ERROR_RENDERERS, HttpError
+from service.api.errors import HttpError
+from service.api.openapi_compat import TOKEN_ID_UUID
+from service.api.openapi_parts import json_body, param, ref
 from service.api.responses import SWEEPER, json_response, service
+from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest, Forbidden, NotFound
@@ -141,24 +143,42 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return json_response(body, error.status, error.headers)
 
 
-RULES = {
-    "fusionauth.list": Rule(Permission.READ),
-    "fusionauth.get": Rule(Permission.READ),
-    "fusionauth.revoke": Rule(Permission.REVOKE),  # applicationId alone: admin, checked above
-    "fusionauth.revoke_by_id": Rule(Permission.REVOKE),
+_ERRORS = {
+    s: json_body(ref("FusionAuthErrors"), t)
+    for s, t in [
+        ("400", "Bad request (always a JSON body)"),
+        ("401", "Missing or wrong API key"),
+        ("404", "No such refresh token"),
+        ("503", "Redis unavailable"),
+    ]
 }
+_CRITERIA = [
+    param("token", "query", "A refresh token value"),
+    param("userId", "query", "Every token of this user (AND applicationId)"),
+    param("applicationId", "query", "Every token of this application"),
+]
+_REVOKED = {"200": {"description": "Revoked (empty body)"}, **_ERRORS}
 
-
-def setup(app: web.Application) -> None:
-    app[ERROR_RENDERERS]["fusionauth"] = render_error
-    access.declare(app, RULES)
-    app.router.add_routes(
-        [
-            web.get("/api/jwt/refresh", list_tokens, name="fusionauth.list", allow_head=False),
-            web.delete("/api/jwt/refresh", revoke, name="fusionauth.revoke"),
-            web.get(
-                "/api/jwt/refresh/{token_id}", get_token, name="fusionauth.get", allow_head=False
-            ),
-            web.delete("/api/jwt/refresh/{token_id}", revoke_by_id, name="fusionauth.revoke_by_id"),
-        ]
-    )
+DIALECT = Dialect("fusionauth", (
+    Route("GET", "/api/jwt/refresh", list_tokens, name="fusionauth.list",
+          rule=Rule(Permission.READ), openapi={
+        "summary": "FusionAuth: a user's refresh tokens, newest first",
+        "parameters": [param("userId", "query", "User id", required=True)],
+        "responses": {"200": json_body({"type": "object", "properties": {"refreshTokens": {
+            "type": "array", "items": ref("RefreshToken")}}}, "The tokens"), **_ERRORS}}),
+    # applicationId alone needs admin: checked in the handler.
+    Route("DELETE", "/api/jwt/refresh", revoke, name="fusionauth.revoke",
+          rule=Rule(Permission.REVOKE), openapi={
+        "summary": "FusionAuth: revoke by token, user, user and application, or application "
+                   "(query, JSON body or form body)",
+        "parameters": _CRITERIA, "responses": _REVOKED}),
+    Route("GET", "/api/jwt/refresh/{token_id}", get_token, name="fusionauth.get",
+          rule=Rule(Permission.READ), openapi={
+        "summary": "FusionAuth: one refresh token", "parameters": [TOKEN_ID_UUID],
+        "responses": {"200": json_body({"type": "object", "properties": {
+            "refreshToken": ref("RefreshToken")}}, "The token"), **_ERRORS}}),
+    Route("DELETE", "/api/jwt/refresh/{token_id}", revoke_by_id, name="fusionauth.revoke_by_id",
+          rule=Rule(Permission.REVOKE), openapi={
+        "summary": "FusionAuth: revoke one refresh token by id", "parameters": [TOKEN_ID_UUID],
+        "responses": _REVOKED}),
+), render_error=render_error)  # fmt: skip

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.api import access
 from service.api.responses import STORE, json_response
+from service.api.routing import Dialect, Route
 from service.auth import OPEN
 from service.errors import Unavailable
 from service.lifecycle import LIFECYCLE
@@ -31,7 +31,11 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready", "redis": backend})
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz, name="health.healthz", allow_head=False)
-    app.router.add_get("/readyz", readyz, name="health.readyz", allow_head=False)
-    access.declare(app, {"health.healthz": OPEN, "health.readyz": OPEN})
+DIALECT = Dialect("health", (
+    Route("GET", "/healthz", healthz, name="health.healthz", rule=OPEN, openapi={
+        "summary": "Liveness: the process runs (never asks Redis)",
+        "responses": {"200": {"description": "Alive"}}}),
+    Route("GET", "/readyz", readyz, name="health.readyz", rule=OPEN, openapi={
+        "summary": "Readiness: Redis answers",
+        "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}}}),
+))  # fmt: skip

@@ -19,8 +19,8 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from service.api import access
 from service.api.responses import STORE
+from service.api.routing import Dialect, Route
 from service.auth import OPEN
 from service.clock import now_ms
 from service.errors import Unavailable
@@ -60,6 +60,10 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_get("/metrics", metrics, name="ops.metrics", allow_head=False)
-    access.declare(app, {"ops.metrics": OPEN})
+DIALECT = Dialect("ops", (
+    Route("GET", "/metrics", metrics, name="ops.metrics", rule=OPEN, openapi={
+        "summary": "Prometheus metrics, summed over every worker process",
+        "responses": {"200": {
+            "description": "Prometheus text format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}}}),
+))  # fmt: skip

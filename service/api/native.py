@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.api import access, hints
+from service.api import hints
 from service.api.access import principal
 from service.api.bodies import Fields, json_object, query_int
+from service.api.openapi_parts import errors, json_body, param, ref, request_body
 from service.api.responses import SETTINGS, SWEEPER, json_response, service
+from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.records import DEFAULT_TYPE
@@ -17,21 +19,6 @@ ISSUE_FIELDS = {
     "token",
 }  # fmt: skip
 INACTIVE = {"active": False}
-
-# What each route needs. Self-service routes also take a user's own token (Bearer), acting on
-# that user's tokens only.
-RULES = {
-    "v1.issue": Rule(Permission.ISSUE),
-    "v1.introspect": Rule(Permission.INTROSPECT),
-    "v1.get_token": Rule(Permission.READ),
-    "v1.revoke_by_id": Rule(Permission.REVOKE, self_service=True),
-    "v1.revoke_by_value": Rule(Permission.REVOKE, self_service=True),
-    "v1.list_user_tokens": Rule(Permission.READ, self_service=True),
-    "v1.revoke_user_tokens": Rule(Permission.REVOKE, self_service=True),
-    "v1.user_events": Rule(Permission.READ),
-    "v1.list_app_tokens": Rule(Permission.READ),
-    "v1.revoke_app_tokens": Rule(Permission.ADMIN),
-}
 
 
 async def issue(request: web.Request) -> web.Response:
@@ -141,40 +128,73 @@ async def revoke_app_tokens(request: web.Request) -> web.Response:
     return json_response({"revoked_before": watermark})
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_routes(
-        [
-            web.post("/v1/tokens", issue, name="v1.issue"),
-            web.post("/v1/introspect", introspect, name="v1.introspect"),
-            web.get(
-                "/v1/tokens/{token_id:[^/]+}", get_token, name="v1.get_token", allow_head=False
-            ),
-            web.delete("/v1/tokens/{token_id:[^/]+}", revoke_by_id, name="v1.revoke_by_id"),
-            web.post("/v1/revoke", revoke_by_value, name="v1.revoke_by_value"),
-            web.get(
-                "/v1/users/{user_id:[^/]+}/tokens",
-                list_user_tokens,
-                name="v1.list_user_tokens",
-                allow_head=False,
-            ),
-            web.delete(
-                "/v1/users/{user_id:[^/]+}/tokens", revoke_user_tokens, name="v1.revoke_user_tokens"
-            ),
-            web.get(
-                "/v1/users/{user_id:[^/]+}/events",
-                user_events,
-                name="v1.user_events",
-                allow_head=False,
-            ),
-            web.get(
-                "/v1/apps/{app_id:[^/]+}/tokens",
-                list_app_tokens,
-                name="v1.list_app_tokens",
-                allow_head=False,
-            ),
-            web.delete(
-                "/v1/apps/{app_id:[^/]+}/tokens", revoke_app_tokens, name="v1.revoke_app_tokens"
-            ),
-        ]
-    )
-    access.declare(app, RULES)
+TOKEN_ID = param("token_id", "path", "Public token id (UUID-shaped, self-routing)")
+USER_ID = param("user_id", "path", "User id (1-256 characters, URL-encoded)")
+APP_ID = param("app_id", "path", "Application id (1-256 characters, URL-encoded)")
+ONLY_APP = param("app_id", "query", "Only this application's")
+REVOKED = json_body(
+    {"type": "object", "properties": {"revoked": {"type": "array", "items": {"type": "string"}}}},
+    "Ids of the tokens revoked by this call (empty if none)",
+)
+TOKEN_VALUE = {
+    "type": "object",
+    "required": ["token"],
+    "additionalProperties": False,
+    "properties": {"token": {"type": "string"}},
+}
+
+# Self-service routes also take a user's own token (Bearer), acting on that user's tokens only.
+DIALECT = Dialect("v1", (
+    Route("POST", "/v1/tokens", issue, name="v1.issue", rule=Rule(Permission.ISSUE), openapi={
+        "summary": "Mint a token, or register an externally minted one (with `token`)",
+        "requestBody": request_body(ref("IssueRequest")),
+        "responses": {"201": json_body(ref("IssuedToken"), "Stored; `token` only when minted"),
+                      **errors(400, 409, 413, 503)}}),
+    Route("POST", "/v1/introspect", introspect, name="v1.introspect",
+          rule=Rule(Permission.INTROSPECT), openapi={
+        "summary": "Is this token live? Unknown, malformed, expired or revoked: active false",
+        "requestBody": request_body(TOKEN_VALUE),
+        "responses": {"200": json_body(ref("Introspection"), "The answer"), **errors(400, 503)}}),
+    Route("GET", "/v1/tokens/{token_id:[^/]+}", get_token, name="v1.get_token",
+          rule=Rule(Permission.READ), openapi={
+        "summary": "One live token's record", "parameters": [TOKEN_ID],
+        "responses": {"200": json_body(ref("TokenRecord"), "The record"),
+                      **errors(400, 404, 503)}}),
+    Route("DELETE", "/v1/tokens/{token_id:[^/]+}", revoke_by_id, name="v1.revoke_by_id",
+          rule=Rule(Permission.REVOKE, self_service=True), openapi={
+        "summary": "Revoke a token by id (idempotent)", "parameters": [TOKEN_ID],
+        "responses": {"200": REVOKED, **errors(400, 503)}}),
+    Route("POST", "/v1/revoke", revoke_by_value, name="v1.revoke_by_value",
+          rule=Rule(Permission.REVOKE, self_service=True), openapi={
+        "summary": "Revoke a token by value", "requestBody": request_body(TOKEN_VALUE),
+        "responses": {"200": REVOKED, **errors(400, 503)}}),
+    Route("GET", "/v1/users/{user_id:[^/]+}/tokens", list_user_tokens,
+          name="v1.list_user_tokens", rule=Rule(Permission.READ, self_service=True), openapi={
+        "summary": "A user's live tokens, newest first", "parameters": [USER_ID, ONLY_APP],
+        "responses": {"200": json_body(ref("TokenList"), "The tokens"), **errors(400, 503)}}),
+    Route("DELETE", "/v1/users/{user_id:[^/]+}/tokens", revoke_user_tokens,
+          name="v1.revoke_user_tokens", rule=Rule(Permission.REVOKE, self_service=True),
+          openapi={
+        "summary": "Revoke a user's tokens (log out everywhere)",
+        "parameters": [USER_ID, ONLY_APP, param("except", "query", "Id of a token to keep")],
+        "responses": {"200": REVOKED, **errors(400, 503)}}),
+    Route("GET", "/v1/users/{user_id:[^/]+}/events", user_events, name="v1.user_events",
+          rule=Rule(Permission.READ), openapi={
+        "summary": "A user's recent revocations (at most 100, newest first; not app-wide ones)",
+        "parameters": [USER_ID],
+        "responses": {"200": json_body(ref("EventList"), "The events"), **errors(400, 503)}}),
+    Route("GET", "/v1/apps/{app_id:[^/]+}/tokens", list_app_tokens, name="v1.list_app_tokens",
+          rule=Rule(Permission.READ), openapi={
+        "summary": "An application's live tokens, paged",
+        "parameters": [APP_ID, param("limit", "query", "Page size, 1-1000 (100)"),
+                       param("cursor", "query", "`next_cursor` of the previous page")],
+        "responses": {"200": json_body(ref("TokenPage"), "One page"), **errors(400, 503)}}),
+    Route("DELETE", "/v1/apps/{app_id:[^/]+}/tokens", revoke_app_tokens,
+          name="v1.revoke_app_tokens", rule=Rule(Permission.ADMIN), openapi={
+        "summary": "Revoke every token of an application, at once", "parameters": [APP_ID],
+        "responses": {"200": json_body(
+            {"type": "object", "properties": {"revoked_before": {"type": "integer"}}},
+            "Tokens created before this epoch ms are revoked"), **errors(400, 503)}}),
+))  # fmt: skip
+# bench/noauth.py opens v1.introspect by patching this table before create_app reads it.
+RULES = DIALECT.rules

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.api import access
 from service.api.access import principal
 from service.api.bodies import form_fields
-from service.api.errors import ERROR_RENDERERS, HttpError
+from service.api.errors import HttpError
+from service.api.openapi_parts import json_body, ref
 from service.api.responses import json_response, service
+from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest
@@ -63,14 +64,34 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return json_response(body, error.status, {**error.headers, **NO_STORE})
 
 
-RULES = {
-    "oauth.introspect": Rule(Permission.INTROSPECT),
-    "oauth.revoke": Rule(Permission.REVOKE),
+_FORM_TOKEN = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["token"],
+                "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+            }
+        }
+    },
+}
+_ERRORS = {
+    "400": json_body(ref("OAuthError"), "invalid_request"),
+    "401": json_body(ref("OAuthError"), "invalid_client (WWW-Authenticate set)"),
+    "503": json_body(ref("OAuthError"), "temporarily_unavailable"),
 }
 
-
-def setup(app: web.Application) -> None:
-    app[ERROR_RENDERERS]["oauth"] = render_error
-    access.declare(app, RULES)
-    app.router.add_post("/oauth2/introspect", introspect, name="oauth.introspect")
-    app.router.add_post("/oauth2/revoke", revoke, name="oauth.revoke")
+DIALECT = Dialect("oauth", (
+    Route("POST", "/oauth2/introspect", introspect, name="oauth.introspect",
+          rule=Rule(Permission.INTROSPECT), openapi={
+        "summary": "RFC 7662 introspection (HTTP Basic client authentication)",
+        "requestBody": _FORM_TOKEN,
+        "responses": {"200": json_body(ref("OAuthIntrospection"), "Exactly {active:false} if not "
+                                   "active; Cache-Control: no-store"), **_ERRORS}}),
+    Route("POST", "/oauth2/revoke", revoke, name="oauth.revoke", rule=Rule(Permission.REVOKE),
+          openapi={
+        "summary": "RFC 7009 revocation: 200 whether or not the token existed",
+        "requestBody": _FORM_TOKEN,
+        "responses": {"200": {"description": "Revoked (empty body)"}, **_ERRORS}}),
+), render_error=render_error)  # fmt: skip

@@ -10,10 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from service.api import access
 from service.api.access import principal
-from service.api.errors import ERROR_RENDERERS, HttpError
+from service.api.errors import HttpError
+from service.api.openapi_compat import TOKEN_ID_UUID, USER_ID
+from service.api.openapi_parts import json_body, ref
 from service.api.responses import json_response, service
+from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.errors import NotFound
@@ -58,12 +60,18 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return json_response({"error": error.message}, error.status, {**error.headers, **NO_STORE})
 
 
-RULES = {"onegini.list": Rule(Permission.READ), "onegini.revoke": Rule(Permission.REVOKE)}
+_BASE = "/oauth/api/v1/users/{user_id:[^/]+}/tokens"
 
-
-def setup(app: web.Application) -> None:
-    app[ERROR_RENDERERS]["onegini"] = render_error
-    access.declare(app, RULES)
-    base = "/oauth/api/v1/users/{user_id:[^/]+}/tokens"
-    app.router.add_get(base, list_tokens, name="onegini.list", allow_head=False)
-    app.router.add_delete(base + "/{token_id:[^/]+}", revoke, name="onegini.revoke")
+DIALECT = Dialect("onegini", (
+    Route("GET", _BASE, list_tokens, name="onegini.list", rule=Rule(Permission.READ), openapi={
+        "summary": "Onegini-style: a user's access tokens (404 if none)",
+        "parameters": [USER_ID],
+        "responses": {"200": json_body({"type": "object", "properties": {"tokens": {
+            "type": "array", "items": ref("OneginiToken")}}}, "The tokens"),
+            "404": json_body(ref("OneginiError"), "No tokens found")}}),
+    Route("DELETE", _BASE + "/{token_id:[^/]+}", revoke, name="onegini.revoke",
+          rule=Rule(Permission.REVOKE), openapi={
+        "summary": "Onegini-style: revoke one of the user's tokens; 204 whatever existed",
+        "parameters": [USER_ID, TOKEN_ID_UUID],
+        "responses": {"204": {"description": "Done"}}}),
+), render_error=render_error)  # fmt: skip

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from service.api import access
 from service.api.access import principal
-from service.api.errors import ERROR_RENDERERS, HttpError
+from service.api.errors import HttpError
+from service.api.openapi_parts import json_body, param, ref
 from service.api.responses import service
+from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest
@@ -83,18 +85,47 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return response
 
 
-# Usergrid's SDKs log a user out with that user's own token: self-service.
-_RULE = Rule(Permission.REVOKE, self_service=True)
+_PARAMS = [param("callback", "query", "JSONP: wrap the answer in this function call")]
+_ANSWER = {
+    "200": json_body(ref("UsergridAction"), "Revoked"),
+    "400": json_body(ref("UsergridError"), "Missing or bad token"),
+}
+_TOKEN = [param("token", "query", "The token to revoke", required=True)]
+_APP_USER = [
+    param(n, "path", d)
+    for n, d in [
+        ("org", "Organization (accepted, ignored)"),
+        ("app", "Application id"),
+        ("user_id", "User id"),
+    ]
+]
+_ANY_USER = [param("user_id", "path", "User id")]
+# Path prefix, scope in the route names, path parameters, summaries of revoketokens/revoketoken.
+_USERS = [
+    ("/{org:[^/]+}/{app:[^/]+}/users/{user_id:[^/]+}", "app", _APP_USER,
+     "Usergrid: revoke the user's tokens of application {app}",
+     "Usergrid: revoke one token of the user in application {app}"),
+    ("/management/users/{user_id:[^/]+}", "all", _ANY_USER,
+     "Usergrid: revoke the user's tokens of every application",
+     "Usergrid: revoke one token of the user"),
+]  # fmt: skip
 
 
-def setup(app: web.Application) -> None:
-    app[ERROR_RENDERERS]["usergrid"] = render_error
-    for prefix, scope in [
-        ("/{org:[^/]+}/{app:[^/]+}/users/{user_id:[^/]+}", "app"),
-        ("/management/users/{user_id:[^/]+}", "all"),
-    ]:
+def _routes() -> Iterator[Route]:
+    # Usergrid's SDKs log a user out with that user's own token: self-service.
+    rule = Rule(Permission.REVOKE, self_service=True)
+    for prefix, scope, params, all_summary, one_summary in _USERS:
+        actions = [
+            ("revoketokens", revoke_tokens, all_summary, params),
+            ("revoketoken", revoke_token, one_summary, params + _TOKEN),
+        ]
         for method in ("PUT", "POST"):
-            for action, handler in [("revoketokens", revoke_tokens), ("revoketoken", revoke_token)]:
+            for action, handler, summary, action_params in actions:
+                operation = {"summary": summary, "parameters": action_params + _PARAMS,
+                             "responses": _ANSWER}  # fmt: skip
                 name = f"usergrid.{scope}_{action}_{method.lower()}"
-                app.router.add_route(method, f"{prefix}/{action}", handler, name=name)
-                access.declare(app, {name: _RULE})
+                path = f"{prefix}/{action}"
+                yield Route(method, path, handler, name=name, rule=rule, openapi=operation)
+
+
+DIALECT = Dialect("usergrid", tuple(_routes()), render_error=render_error)
