@@ -35,7 +35,8 @@ def _draft(user_id: str = "alice", app_id: str = "app") -> TokenDraft:
 
 
 def _store(client: Client) -> TokenStore:
-    return client.app[STORE]
+    store: TokenStore = client.app[STORE]
+    return store
 
 
 async def test_the_store_keeps_its_contract(client: Client) -> None:
@@ -98,7 +99,7 @@ def test_the_service_sees_storage_only_through_the_protocol() -> None:
 
 
 async def test_a_big_users_expired_tokens_are_pruned_a_bounded_number_at_a_time(
-    client: Client, redis: AnyRedis
+    client: Client, redis: AnyRedis, backend: str
 ) -> None:
     store = _store(client)
     # Past the compact (listpack) encoding, where HSCAN returns all at once: a real hash table.
@@ -115,10 +116,10 @@ async def test_a_big_users_expired_tokens_are_pruned_a_bounded_number_at_a_time(
             break
     live = len(counts) + 1
     assert counts[-1] == live  # every expired token was pruned in the end ...
-    assert len(counts) >= 3  # ... over several writes, none of which scanned the whole hash
-    assert all(
-        a - b <= 4 * PRUNE_BUDGET for a, b in zip([expiring + 1, *counts], counts, strict=False)
-    )
+    if backend != "embedded":  # fakeredis's HSCAN does not count as Redis's does
+        assert len(counts) >= 3  # ... over several writes, none of which scanned the whole hash
+        steps = [a - b for a, b in zip([expiring + 1, *counts], counts, strict=False)]
+        assert max(steps) <= 4 * PRUNE_BUDGET, steps
     assert [r.user_id for r in await store.list_user("big")] == ["big"] * live
 
 
