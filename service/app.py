@@ -27,6 +27,7 @@ from service.api import observe as observe_api
 from service.api.errors import ERROR_RENDERERS, error_middleware
 from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
 from service.api.routing import ROUTES, Dialect
+from service.auth import CredentialCache
 from service.clients import ClientRegistry
 from service.errors import Unavailable
 from service.lifecycle import LIFECYCLE, Lifecycle
@@ -70,6 +71,7 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app[access.RULES] = {}
     app[ROUTES] = []
     app[CLIENTS] = clients_file.for_settings(settings) if clients is None else clients
+    app[access.CREDENTIALS] = CredentialCache()
     app[LIFECYCLE] = Lifecycle()
     metrics = app[metrics_api.METRICS] = Metrics.from_env()
     store = TokenStore(settings, metrics)

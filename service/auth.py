@@ -138,6 +138,33 @@ async def authenticate(
     raise Unauthorized("invalid client credentials", challenge=CHALLENGE)
 
 
+class CredentialCache:
+    """API-client principals by the exact ``Authorization`` value that named them, so that a
+    gateway's repeated credentials cost a dict lookup instead of base64 and SHA-256 (7% of an
+    introspection). Only successes are kept (a flood of wrong secrets cannot fill it), never
+    a user's own token (it may be revoked at any moment), at most ``MAX_ENTRIES`` (then it
+    starts over); it belongs to one registry and is dropped with it."""
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self) -> None:
+        self._registry: ClientRegistry | None = None
+        self._by_header: dict[str, Principal] = {}
+
+    def get(self, registry: ClientRegistry, header: str) -> Principal | None:
+        if registry is not self._registry:
+            self._registry = registry
+            self._by_header = {}
+        return self._by_header.get(header)
+
+    def put(self, header: str, principal: Principal) -> None:
+        if principal.is_self:
+            return
+        if len(self._by_header) >= self.MAX_ENTRIES:
+            self._by_header = {}
+        self._by_header[header] = principal
+
+
 def authorize(principal: Principal, rule: Rule, path_user_id: str | None) -> None:
     """Raise Forbidden unless the principal may call a route with this rule (on this user)."""
     if principal.is_self:

@@ -165,11 +165,18 @@ class TokenRecord:
 
     def json_bytes(self) -> bytes:
         """``orjson.dumps(self.to_json())``, concatenated from the stored pieces."""
+        return self._public_json(b'{"id":"')
+
+    def introspection_json(self) -> bytes:
+        """``orjson.dumps({"active": True, **self.to_json()})``, as json_bytes()."""
+        return self._public_json(b'{"active":true,"id":"')
+
+    def _public_json(self, opening: bytes) -> bytes:
         p = self._pieces
         scopes = b'["' + p[3].replace(b" ", b'","') + b'"]' if p[3] else b"[]"
         return b"".join(
             (
-                b'{"id":"', self.id.encode(),
+                opening, self.id.encode(),
                 b'","user_id":', self._user,
                 b',"app_id":', p[0],
                 b',"type":', p[2] or _DEFAULT_TYPE_JSON,

@@ -76,6 +76,7 @@ def test_a_record_reads_back_as_written_and_renders_as_the_general_path(
         b"d" * 16,
     )
     assert record.json_bytes() == orjson.dumps(record.to_json())
+    assert record.introspection_json() == orjson.dumps({"active": True, **record.to_json()})
     assert orjson.loads(record.json_bytes())["user_id"] == draft.user_id
     assert record.oauth_json() == orjson.dumps(general_oauth(record))
 

@@ -14,11 +14,12 @@ from aiohttp import hdrs, web
 
 from service.api.errors import Handler
 from service.api.responses import CLIENTS, service
-from service.auth import Principal, Rule, authenticate, authorize
+from service.auth import CredentialCache, Principal, Rule, authenticate, authorize
 from service.scope import EVERYTHING
 
 RULES = web.AppKey("access_rules", dict[str, Rule])
 PRINCIPAL = web.RequestKey("principal", Principal)
+CREDENTIALS = web.AppKey("credential_cache", CredentialCache)
 
 
 def check_rules(app: web.Application) -> None:
@@ -49,12 +50,14 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     rule = request.app[RULES][match.route.name or ""]
     if rule.permission is None:
         return await handler(request)
-    caller = await authenticate(
-        _header(request),
-        rule,
-        request.app[CLIENTS],
-        partial(service(request).introspect, scope=EVERYTHING),
-    )
+    header = _header(request)
+    registry, cache = request.app[CLIENTS], request.app[CREDENTIALS]
+    caller = cache.get(registry, header) if header else None
+    if caller is None:
+        introspect = partial(service(request).introspect, scope=EVERYTHING)
+        caller = await authenticate(header, rule, registry, introspect)
+        if header:
+            cache.put(header, caller)
     authorize(caller, rule, match.get("user_id"))
     request[PRINCIPAL] = caller
     return await handler(request)

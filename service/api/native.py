@@ -55,8 +55,11 @@ async def introspect(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if record is None:
         return json_response(INACTIVE, headers={"Cache-Control": hints.inactive(settings)})
-    body = {"active": True, **record.to_json()}
-    return json_response(body, headers={"Cache-Control": hints.live(settings, record.expires_at)})
+    return web.Response(
+        body=record.introspection_json(),
+        content_type="application/json",
+        headers={"Cache-Control": hints.live(settings, record.expires_at)},
+    )
 
 
 async def get_token(request: web.Request) -> web.Response:

@@ -35,17 +35,9 @@ async def introspect(request: web.Request) -> web.Response:
     record = await service(request).introspect(token, scope=principal(request).scope)
     if record is None:
         return json_response({"active": False}, headers=NO_STORE)
-    body = {
-        "active": True,
-        "scope": " ".join(record.scopes),
-        "client_id": record.app_id,
-        "sub": record.user_id,
-        "exp": record.expires_at // 1000,
-        "iat": record.created_at // 1000,
-        "token_type": record.type,
-        "jti": record.id,
-    }
-    return json_response(body, headers=NO_STORE)
+    # RFC 7662's members: active, scope, client_id, sub, exp, iat, token_type, jti
+    # (records.TokenRecord.oauth_json; tests/test_records.py checks it field by field).
+    return web.Response(body=record.oauth_json(), content_type="application/json", headers=NO_STORE)
 
 
 async def revoke(request: web.Request) -> web.Response:
