@@ -23,8 +23,8 @@ from service.api import (
     usergrid,
 )  # fmt: skip
 from service.api import metrics as metrics_api
-from service.api import observe as observe_api
-from service.api.errors import ERROR_RENDERERS, error_middleware
+from service.api.errors import ERROR_RENDERERS
+from service.api.observe import request_middleware
 from service.api.responses import CLIENTS, SERVICE, SETTINGS, STORE, SWEEPER
 from service.api.routing import ROUTES, Dialect
 from service.auth import CredentialCache
@@ -64,7 +64,7 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     """The service; ``clients`` None: from ``settings`` (may raise ClientsError)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, access.access_middleware],
+        middlewares=[request_middleware],
     )
     app[SETTINGS] = settings
     app[ERROR_RENDERERS] = {}
@@ -82,7 +82,6 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     for dialect in DIALECTS:
         routing.add(app, dialect)
     access.check_rules(app)  # catches a route added to the router outside any dialect
-    observe_api.setup(app)
     return app
 
 

@@ -1,5 +1,5 @@
-"""The access middleware: authenticates the caller and checks the route's rule, before any
-handler runs.
+"""Access: authenticates the caller and checks the route's rule, before any handler runs
+(``admit``, called by the request middleware in observe.py).
 
 Every route is declared with its rule (service.api.routing), and ``create_app`` registers the
 rules by route name. A route added to the router some other way has no rule and makes
@@ -12,7 +12,6 @@ from functools import partial
 
 from aiohttp import hdrs, web
 
-from service.api.errors import Handler
 from service.api.responses import CLIENTS, service
 from service.auth import CredentialCache, Principal, Rule, authenticate, authorize
 from service.scope import EVERYTHING
@@ -42,14 +41,15 @@ def _header(request: web.Request) -> str | None:
     return values[0] if len(values) == 1 else ("" if values else None)
 
 
-@web.middleware
-async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def admit(request: web.Request) -> None:
+    """Authenticate the caller and check the route's rule (raising Unauthorized or Forbidden);
+    the caller is then ``principal(request)``. Unknown routes and open ones need nothing."""
     match = request.match_info
     if match.http_exception is not None:  # unknown route or method: nothing to guard
-        return await handler(request)
+        return
     rule = request.app[RULES][match.route.name or ""]
     if rule.permission is None:
-        return await handler(request)
+        return
     header = _header(request)
     registry, cache = request.app[CLIENTS], request.app[CREDENTIALS]
     caller = cache.get(registry, header) if header else None
@@ -60,4 +60,3 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             cache.put(header, caller)
     authorize(caller, rule, match.get("user_id"))
     request[PRINCIPAL] = caller
-    return await handler(request)

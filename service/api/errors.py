@@ -1,4 +1,4 @@
-"""The one place errors become HTTP responses.
+"""The one place errors become HTTP responses (called by the request middleware, observe.py).
 
 Domain errors (service.errors), aiohttp's own HTTP errors (unknown route, wrong method, body
 too large) and anything unexpected all end here as a JSON body. Each API dialect may register
@@ -60,16 +60,12 @@ def _from_exception(request: web.Request, exc: BaseException) -> HttpError:
     return HttpError(500, "internal_error", "unexpected error; it has been logged")
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        error = _from_exception(request, exc)
-    except Exception as exc:
-        error = _from_exception(request, exc)
+async def render_exception(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The response for an exception a handler (or the access check) raised: the error body of
+    the route's dialect. A redirect (an HTTPException below 400) is not an error: re-raised."""
+    if isinstance(exc, web.HTTPException) and exc.status < 400:
+        raise exc
+    error = _from_exception(request, exc)
     dialect = (await _route_name(request)).split(".")[0]
     renderer = request.app[ERROR_RENDERERS].get(dialect, render_default)
     return renderer(request, error)

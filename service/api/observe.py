@@ -1,7 +1,13 @@
-"""Observing each request: a request id, the HTTP metrics and one JSON log line.
+"""The one middleware: every request's path through the service, in order.
 
-It runs outermost, so it sees the final status of every request: errors rendered by
-``error_middleware`` and refusals (401, 403) of ``access_middleware`` included.
+1. A request id, and the in-flight gauge.
+2. Access: the caller is authenticated and the route's rule checked (access.admit).
+3. The handler.
+4. Any exception of 2 or 3 becomes the dialect's JSON error (errors.render_exception).
+5. The HTTP metrics and one JSON log line, with the final status.
+
+One middleware rather than three: each layer cost a coroutine of ours and a wrapper of
+aiohttp's on every request, about a tenth of an introspection's time.
 
 - Request id: ``X-Request-ID`` if it is 1-128 visible ASCII characters, else a new one (32 hex
   digits: a random per-process prefix and a counter, unique without a syscall per request);
@@ -26,8 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from service import logs
-from service.api.access import PRINCIPAL
-from service.api.errors import Handler
+from service.api.access import PRINCIPAL, admit
+from service.api.errors import Handler, render_exception
 from service.api.metrics import METRICS
 from service.api.responses import SETTINGS
 from service.lifecycle import LIFECYCLE
@@ -50,7 +56,7 @@ def request_id_from(header: str | None) -> str:
 
 
 @web.middleware
-async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     start = time.perf_counter()
     rid = request[REQUEST_ID] = request_id_from(request.headers.get(REQUEST_ID_HEADER))
     context = logs.request_id.set(rid)
@@ -58,14 +64,18 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     metrics.in_flight.inc()
     status = 500
     try:
-        response = await handler(request)
+        try:
+            await admit(request)
+            response = await handler(request)
+        except Exception as exc:  # CancelledError is a BaseException: it passes
+            response = await render_exception(request, exc)
         status = response.status
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = rid
             if request.app[LIFECYCLE].draining:
                 response.force_close()  # clients reconnect, to a process that is staying
         return response
-    except web.HTTPException as exc:  # only redirects get past error_middleware
+    except web.HTTPException as exc:  # only redirects get past render_exception
         status = exc.status
         exc.headers[REQUEST_ID_HEADER] = rid
         raise
@@ -98,8 +108,3 @@ def _log(request: web.Request, route: str, status: int, seconds: float) -> None:
     if request.app[SETTINGS].log_user_ids and "user_id" in request.match_info:
         fields["user_id"] = request.match_info["user_id"]
     log.log(level, "request", extra=fields)
-
-
-def setup(app: web.Application) -> None:
-    # First in the list is outermost: every other middleware runs inside this one.
-    app.middlewares.insert(0, observe_middleware)
