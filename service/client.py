@@ -39,6 +39,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from service import sse
+from service.events import RevocationEvent
 from service.gateway_cache import EVERYTHING, AnswerCache, Invalidation
 from service.identity import Identity, bearer_token
 
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 IDENTITY = web.RequestKey("tokenstore_identity", Identity)
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age=(\d+)")
-REVOCATIONS = {"token", "user", "app"}
 # Before the first ``ready`` says how often the service sends heartbeats.
 DEFAULT_SILENCE = 60.0
 
@@ -249,8 +249,10 @@ class GatewayClient:
             self._silence = 3 * heartbeat + 1
         elif message.event == "reset":
             self.cache.invalidate(EVERYTHING)
-        elif message.event in REVOCATIONS and message.data:
-            self.cache.invalidate(Invalidation.from_event(message.event, message.data))
+        elif message.event and message.data:
+            event = RevocationEvent.from_feed(message.event, message.data)
+            if event is not None:  # another kind (of a newer service) revokes nothing we cache
+                self.cache.invalidate(Invalidation.from_event(event))
         if message.id is not None:
             self.last_event_id = message.id
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from redis.exceptions import ResponseError
 
 from service.clock import now_ms
+from service.events import RevocationEvent
 
 if TYPE_CHECKING:
     from service.store import TokenStore
@@ -45,10 +46,9 @@ class EventLog:
         self._store = store
         self._keys = store.keys
 
-    async def append(
-        self, fields: dict[str, str | int], retention_ms: int, user_tag: str | None
-    ) -> str:
+    async def append(self, event: RevocationEvent, retention_ms: int, user_tag: str | None) -> str:
         """Append to the events stream and, for a user's revocation, to that user's list."""
+        fields = event.stream_fields()
         store = self._store
         ops = await store.ops()
         with store.calls("append_event"):
@@ -59,13 +59,14 @@ class EventLog:
             await store.run("log_user_event", script, [self._keys.user_events(user_tag)], args)
         return event_id.decode()
 
-    async def of_user(self, tag: str) -> list[dict[str, Any]]:
+    async def of_user(self, tag: str) -> list[RevocationEvent]:
         """The user's recent revocation events, newest first."""
         store = self._store
         ops = await store.ops()
         with store.calls("user_events"):
             raw = await ops.lrange(self._keys.user_events(tag))
-        return [orjson.loads(entry) for entry in raw]
+        events = (RevocationEvent.from_fields(orjson.loads(entry)) for entry in raw)
+        return [event for event in events if event is not None]
 
     async def stream(self) -> StreamState | None:
         """The state of the events stream, or None if it does not exist (yet)."""

@@ -27,6 +27,7 @@ import orjson
 from service import sse
 from service.errors import Unavailable
 from service.event_log import StreamEntry, StreamState
+from service.events import EventKind, RevocationEvent
 from service.store import TokenStore
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ READ_COUNT = 500
 QUEUE_LIMIT = 10_000
 IDS_PER_MESSAGE = 500
 _ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})")
-# Stream fields passed on to subscribers (``actor`` and ``info`` stay internal).
-_TEXT_FIELDS = ("app_id", "user_id", "scope")
 
 
 def parse_event_id(raw: str) -> tuple[int, int] | None:
@@ -73,21 +72,19 @@ def events_lost_after(state: StreamState | None, event_id: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class FeedEvent:
     id: str
-    kind: str  # "token", "user" or "app"
+    kind: EventKind | None  # None: a kind this version does not know (sent to nobody)
     app_id: str
     wire: bytes  # the SSE message(s), encoded once for every subscriber
 
     @classmethod
     def from_entry(cls, entry: StreamEntry) -> FeedEvent:
         event_id, fields = entry
-        kind = fields.get("kind", "")
-        body: dict[str, object] = {"kind": kind}
-        body.update((name, fields[name]) for name in _TEXT_FIELDS if name in fields)
-        for name in ("revoked_before", "at"):
-            if fields.get(name, "").isdigit():
-                body[name] = int(fields[name])
-        ids = fields["ids"].split(",") if fields.get("ids") else None
-        return cls(event_id, kind, fields.get("app_id", ""), _wire(event_id, kind, body, ids))
+        event = RevocationEvent.from_fields(fields)
+        if event is None:
+            return cls(event_id, None, "", b"")
+        ids = list(event.ids) if event.ids else None
+        wire = _wire(event_id, event.kind, event.feed_body(), ids)
+        return cls(event_id, event.kind, event.app_id, wire)
 
 
 def _wire(event_id: str, kind: str, body: dict[str, object], ids: list[str] | None) -> bytes:

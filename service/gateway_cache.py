@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
-
+from service.events import USER_APP, EventKind, RevocationEvent
 from service.identity import Identity
 
 JOURNAL = 1024
@@ -27,29 +25,28 @@ JOURNAL = 1024
 class Invalidation:
     """What one feed event revokes."""
 
-    kind: str  # "token", "user", "app"; "all" after a reset or a lost feed
+    kind: str  # an EventKind's value; "all" after a reset or a lost feed
     app_id: str = ""
     ids: frozenset[str] = frozenset()
     user_id: str | None = None
     one_app: bool = False  # a user's tokens in ``app_id`` only
 
     @classmethod
-    def from_event(cls, kind: str, data: str) -> Invalidation:
-        body: dict[str, Any] = orjson.loads(data)
+    def from_event(cls, event: RevocationEvent) -> Invalidation:
         return cls(
-            kind=kind,
-            app_id=str(body.get("app_id", "")),
-            ids=frozenset(body.get("ids") or ()),
-            user_id=body.get("user_id"),
-            one_app=body.get("scope") == "user_app",
+            kind=event.kind.value,
+            app_id=event.app_id,
+            ids=frozenset(event.ids),
+            user_id=event.user_id,
+            one_app=event.scope == USER_APP,
         )
 
     def matches(self, identity: Identity) -> bool:
         if self.kind == "all" or identity.token_id in self.ids:
             return True
-        if self.kind == "app":
+        if self.kind == EventKind.APP:
             return identity.app_id == self.app_id
-        if self.kind == "user" and identity.user_id == self.user_id:
+        if self.kind == EventKind.USER and identity.user_id == self.user_id:
             return not self.one_app or identity.app_id == self.app_id
         return False
 
@@ -113,9 +110,9 @@ class AnswerCache:
             self._by_app.clear()
             return dropped
         keys = {self._by_id[i] for i in event.ids if i in self._by_id}
-        if event.kind == "app":
+        if event.kind == EventKind.APP:
             keys |= self._by_app.get(event.app_id, set())
-        elif event.kind == "user" and event.user_id is not None:
+        elif event.kind == EventKind.USER and event.user_id is not None:
             keys |= {k for k in self._by_user.get(event.user_id, set()) if self._hit(k, event)}
         for key in keys:
             self._remove(key)

@@ -11,11 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from service import tokens, validation
 from service.clock import now_ms
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
+from service.events import USER_APP, EventKind, RevocationEvent
 from service.observer import NO_OBSERVER, Observer
 from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
 from service.scope import Scope
@@ -39,6 +38,12 @@ class Actor:
     name: str = "anonymous"
     info: dict[str, Any] | None = None
     via: str | None = None  # self-service: id of the token the user presented
+
+    def event(self, kind: EventKind, app_id: str, **fields: Any) -> RevocationEvent:
+        """The event of a revocation this actor made, now."""
+        return RevocationEvent(
+            kind, app_id, actor=self.name, via=self.via, at=now_ms(), info=self.info, **fields
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +112,7 @@ class TokenService:
                     await self.store.drop_pointer(digest)
                 raise
             if issued.evicted:
-                await self._emit("token", issued.evicted, Actor("limit"), draft.user_id)
+                await self._emit(EventKind.TOKEN, issued.evicted, Actor("limit"), draft.user_id)
                 self.observer.revoked("limit")
             self.observer.issued(registered=token is not None)
             return IssuedToken(issued.record, None if token is not None else value)
@@ -200,7 +205,7 @@ class TokenService:
         revoked = await self.store.revoke_one(tid, user_id=scope.user_id, apps=scope.apps)
         if revoked is None:
             return []
-        await self._emit("token", [Revoked(tid, revoked.app_id)], actor, revoked.user_id)
+        await self._emit(EventKind.TOKEN, [Revoked(tid, revoked.app_id)], actor, revoked.user_id)
         self.observer.revoked("token")
         return [str(tid)]
 
@@ -229,7 +234,7 @@ class TokenService:
         if not scope.admits_user(user_id):
             return []
         revoked = await self.store.revoke_user(user_id, apps=scope.bulk_apps(app_id), keep=keep)
-        await self._emit("user", revoked, actor, user_id, scope_app=app_id)
+        await self._emit(EventKind.USER, revoked, actor, user_id, scope_app=app_id)
         if revoked:
             self.observer.revoked("user_app" if app_id else "user")
         return [str(r.id) for r in revoked]
@@ -241,26 +246,26 @@ class TokenService:
             raise Forbidden("this client may not revoke the tokens of this app")
         watermark_us = await self.store.revoke_app(app_id, self._retention_ms)
         watermark = -(-watermark_us // 1000)
-        event: dict[str, str | int] = {"kind": "app", "app_id": app_id, "revoked_before": watermark}
-        await self.store.append_event({**event, **_actor_fields(actor)}, self._retention_ms)
+        event = actor.event(EventKind.APP, app_id, revoked_before=watermark)
+        await self.store.append_event(event, self._retention_ms)
         self.observer.revoked("app")
         return watermark
 
-    async def user_events(self, user_id: str, *, scope: Scope) -> list[dict[str, Any]]:
+    async def user_events(self, user_id: str, *, scope: Scope) -> list[RevocationEvent]:
         """The user's recent revocations (not app-wide ones) in scope, newest first."""
         validation.identifier("user_id", user_id)
         if not scope.admits_user(user_id):
             return []
-        events = []
-        for event in await self.store.user_events(user_id):
-            # Another user may share the tag (1 in 2**80); the id tells them apart.
-            if event.get("user_id") == user_id and scope.admits_app(str(event.get("app_id"))):
-                events.append(_public_event(event))
-        return events
+        return [
+            event
+            for event in await self.store.user_events(user_id)
+            # Another user may share the tag (1 in 2**64); the id tells them apart.
+            if event.user_id == user_id and scope.admits_app(event.app_id)
+        ]
 
     async def _emit(
         self,
-        kind: str,
+        kind: EventKind,
         revoked: list[Revoked],
         actor: Actor,
         user_id: str,
@@ -272,38 +277,9 @@ class TokenService:
         for token in revoked:
             by_app[token.app_id].append(str(token.id))
         for app, ids in by_app.items():
-            event: dict[str, str | int] = {
-                "kind": kind, "app_id": app, "ids": ",".join(ids), "user_id": user_id,
-            }  # fmt: skip
-            if scope_app is not None:
-                event["scope"] = "user_app"
-            fields = {**event, **_actor_fields(actor)}
-            await self.store.append_event(fields, self._retention_ms, user_id=user_id)
-
-
-def _actor_fields(actor: Actor) -> dict[str, str | int]:
-    fields: dict[str, str | int] = {"actor": actor.name, "at": now_ms()}
-    if actor.via:
-        fields["via"] = actor.via
-    if actor.info:
-        fields["info"] = orjson.dumps(actor.info).decode()
-    return fields
-
-
-def _public_event(event: dict[str, Any]) -> dict[str, Any]:
-    """A stored event as the API shows it: every field present, ids a list, info an object."""
-    info = event.get("info")
-    return {
-        "kind": event.get("kind"),
-        "user_id": event.get("user_id"),
-        "app_id": event.get("app_id"),
-        "ids": str(event.get("ids", "")).split(","),
-        "scope": event.get("scope"),
-        "actor": event.get("actor"),
-        "via": event.get("via"),
-        "at": event.get("at"),
-        "info": orjson.loads(info) if info else None,
-    }
+            scope = USER_APP if scope_app is not None else None
+            event = actor.event(kind, app, user_id=user_id, ids=tuple(ids), scope=scope)
+            await self.store.append_event(event, self._retention_ms, user_id=user_id)
 
 
 def _parse_id(token_id: str) -> TokenId:

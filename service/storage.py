@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from service.events import RevocationEvent
 from service.records import TokenDraft, TokenRecord
 from service.tokens import TokenId
 
@@ -91,10 +92,10 @@ class Store(Protocol):
         """Set the app's watermark (returned, in us) and queue the sweep of its tokens."""
 
     async def append_event(
-        self, fields: dict[str, str | int], retention_ms: int, user_id: str | None = None
+        self, event: RevocationEvent, retention_ms: int, user_id: str | None = None
     ) -> str:
         """Append to the revocation stream (and, for a user's revocation, to the user's own
         recent events); returns the event's id."""
 
-    async def user_events(self, user_id: str) -> list[dict[str, Any]]:
+    async def user_events(self, user_id: str) -> list[RevocationEvent]:
         """The user's recent revocation events, newest first."""

@@ -19,6 +19,7 @@ from service.batching import ReadBatcher
 from service.clock import now_ms
 from service.errors import Unavailable
 from service.event_log import EventLog, StreamEntry, StreamState
+from service.events import RevocationEvent
 from service.keys import LAYOUT_VERSION, OWNER_FIELD, Keys
 from service.observer import NO_OBSERVER, Observer
 from service.records import TokenDraft, TokenRecord, json_text
@@ -269,12 +270,12 @@ class TokenStore:
         return int(await self.run("revoke_app", script, keys, [app_id, retention_ms]))
 
     async def append_event(
-        self, fields: dict[str, str | int], retention_ms: int, user_id: str | None = None
+        self, event: RevocationEvent, retention_ms: int, user_id: str | None = None
     ) -> str:
         tag = None if user_id is None else await self.user_tag(user_id)
-        return await self.events.append(fields, retention_ms, tag)
+        return await self.events.append(event, retention_ms, tag)
 
-    async def user_events(self, user_id: str) -> list[dict[str, Any]]:
+    async def user_events(self, user_id: str) -> list[RevocationEvent]:
         return await self.events.of_user(await self.user_tag(user_id))
 
     async def event_stream(self) -> StreamState | None:

@@ -63,7 +63,7 @@ class _Writer:
         if event_key(event.id) <= event_key(self.position):
             return  # replayed already
         self.position = event.id
-        if self.visible is None or event.app_id in self.visible:
+        if event.wire and (self.visible is None or event.app_id in self.visible):
             await self.response.write(event.wire)
             self.client_position = event.id
 

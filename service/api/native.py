@@ -107,7 +107,7 @@ async def user_events(request: web.Request) -> web.Response:
     events = await service(request).user_events(
         request.match_info["user_id"], scope=principal(request).scope
     )
-    return json_response({"events": events})
+    return json_response({"events": [event.public() for event in events]})
 
 
 async def list_app_tokens(request: web.Request) -> web.Response:

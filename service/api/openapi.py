@@ -17,6 +17,7 @@ from service.api.openapi_parts import Schema, errors, ref
 from service.api.responses import json_response
 from service.api.routing import ROUTES, Dialect, Route
 from service.auth import OPEN, Rule
+from service.events import USER_APP, EventKind, openapi_kinds
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 SCHEMAS: dict[str, Schema] = {
@@ -60,7 +61,7 @@ SCHEMAS: dict[str, Schema] = {
     "EventList": {"type": "object", "properties": {"events": {"type": "array", "items": {
         "type": "object",
         "properties": {
-            "kind": {"enum": ["token", "user"]}, "user_id": {"type": "string"},
+            "kind": openapi_kinds(EventKind.TOKEN, EventKind.USER), "user_id": {"type": "string"},
             "app_id": {"type": "string"},
             "ids": {"type": "array", "items": {"type": "string"}},
             "scope": {"type": ["string", "null"], "description": "`user_app`: one app's"},
@@ -74,12 +75,12 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object", "required": ["kind", "app_id"],
         "description": "`data` of a feed event; its SSE `id` is the Redis stream id",
         "properties": {
-            "kind": {"enum": ["token", "user", "app"]},
+            "kind": openapi_kinds(),
             "app_id": {"type": "string"},
             "ids": {"type": "array", "items": {"type": "string"},
                     "description": "Tokens revoked (token and user events)"},
             "user_id": {"type": "string", "description": "User events"},
-            "scope": {"const": "user_app", "description": "Only the user's tokens of app_id"},
+            "scope": {"const": USER_APP, "description": "Only the user's tokens of app_id"},
             "revoked_before": {"type": "integer",
                                "description": "App events: tokens created before (epoch ms)"},
             "at": {"type": "integer", "description": "Epoch ms"}}},
