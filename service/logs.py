@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -27,6 +29,7 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+_PID = os.getpid()  # a worker is spawned, not forked: this module is imported in it anew
 FLUSH_AFTER_S = 0.1
 FLUSH_AT_BYTES = 64 * 1024
 
@@ -40,22 +43,62 @@ def _timestamp(created: float, cache: list[Any] = [-1, ""]) -> str:  # noqa: B00
     return f"{cache[1]}.{int((created - second) * 1000):03d}+00:00"
 
 
+def _line(created: float, levelno: int, logger: str, msg: str, pid: int | None) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "ts": _timestamp(created),
+        "level": logging.getLevelName(levelno),
+        "logger": logger,
+        "msg": msg,
+        "pid": pid,
+    }
+    current = request_id.get()
+    if current is not None:
+        line["request_id"] = current
+    return line
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": _timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "pid": record.process,
-        }
-        current = request_id.get()
-        if current is not None:
-            line["request_id"] = current
+        line = _line(
+            record.created, record.levelno, record.name, record.getMessage(), record.process
+        )
         line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
+
+
+def log_fast(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.log(level, msg, extra=fields)``, the same line (JsonFormatter's), written
+    straight to the handler when that is ours alone (as ``configure`` sets it up): the hot
+    path skips LogRecord and the logging machinery, about a tenth of an introspection. Under
+    any other set-up (a test's capture, a handler added by someone) it is ``logger.log``."""
+    handler = _sole_handler(logger, level)
+    if handler is None:
+        logger.log(level, msg, extra=fields)
+        return
+    line = _line(time.time(), level, logger.name, msg, _PID)
+    line.update(fields)
+    handler.write(orjson.dumps(line, default=str).decode(), level)
+
+
+def _sole_handler(logger: logging.Logger, level: int) -> BufferedStderrHandler | None:
+    if not logger.isEnabledFor(level):
+        return None
+    node: logging.Logger | None = logger
+    while node is not None:
+        handlers = node.handlers
+        if node.filters or (handlers and node.parent is not None):
+            return None  # filters, or handlers below the root: the general path
+        if not node.propagate or node.parent is None:
+            break
+        node = node.parent
+    if node is None or len(node.handlers) != 1:
+        return None
+    handler = node.handlers[0]
+    if type(handler) is not BufferedStderrHandler or handler.filters or level < handler.level:
+        return None
+    return handler
 
 
 class BufferedStderrHandler(logging.Handler):
@@ -77,9 +120,13 @@ class BufferedStderrHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self.write(line, record.levelno)
+
+    def write(self, line: str, levelno: int) -> None:
+        """Queue one formatted line (``log_fast`` calls this without a LogRecord)."""
         self._lines.append(line)
         self._size += len(line)
-        if record.levelno >= logging.WARNING or self._size >= FLUSH_AT_BYTES:
+        if levelno >= logging.WARNING or self._size >= FLUSH_AT_BYTES:
             self.flush()
         elif self._timer is None:
             try:

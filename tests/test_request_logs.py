@@ -163,3 +163,40 @@ def test_formatter_writes_one_json_object_per_record() -> None:
     data = json.loads(line)
     assert data["msg"] == "failed here" and data["level"] == "ERROR" and data["app_id"] == "web"
     assert data["ts"].endswith("+00:00") and "ValueError: boom" in data["exc"]
+
+
+def test_the_fast_access_line_is_the_formatters_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from service import logs
+
+    stream = io.StringIO()
+    handler = logs.BufferedStderrHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])
+    previous_level = root.level
+    root.setLevel(logging.INFO)  # (setLevel, not setattr: it clears the loggers' caches)
+    monkeypatch.setattr(logging.root.manager, "disable", logging.NOTSET)
+    logger = logging.getLogger("tokenstore.access")
+    fields = {"method": "POST", "route": "v1.introspect", "status": 200, "remote": "::1"}
+    token = logs.request_id.set("rid-1")
+    try:
+        assert logs._sole_handler(logger, logging.INFO) is handler  # the fast path is taken
+        logs.log_fast(logger, logging.INFO, "request", fields)
+        logger.info("request", extra=fields)  # the general path, same handler
+        assert logs._sole_handler(logger, logging.DEBUG) is None  # below the level: nothing
+    finally:
+        logs.request_id.reset(token)
+        root.setLevel(previous_level)
+    handler.flush()
+    fast, general = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert abs(_ms(fast.pop("ts")) - _ms(general.pop("ts"))) < 1000
+    assert fast == general
+    assert fast["request_id"] == "rid-1" and fast["route"] == "v1.introspect"
+
+
+def _ms(ts: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(ts).timestamp() * 1000

@@ -107,4 +107,4 @@ def _log(request: web.Request, route: str, status: int, seconds: float) -> None:
         fields["client_id"] = caller.actor
     if request.app[SETTINGS].log_user_ids and "user_id" in request.match_info:
         fields["user_id"] = request.match_info["user_id"]
-    log.log(level, "request", extra=fields)
+    logs.log_fast(log, level, "request", fields)
