@@ -72,13 +72,14 @@ async def test_lean_batch_answers_as_a_pipeline_does(redis_server: RedisServer) 
         await client.set("s", "text")
         commands: list[tuple[str, ...]] = [
             ("HGETALL", "h"), ("HGETALL", "none"), ("GET", "s"), ("GET", "none"),
+            ("HMGET", "h", "a", "zz"),
         ]  # fmt: skip
         pipe = client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
         expected = await pipe.execute()
         got = await asyncio.gather(*(batcher.read(*command) for command in commands))
-        assert got == expected == [{b"a": b"1", b"b": b"2"}, {}, b"text", None]
+        assert got == expected == [{b"a": b"1", b"b": b"2"}, {}, b"text", None, [b"1", None]]
         assert _in_use(client) == 0
     finally:
         await client.aclose()
@@ -145,6 +146,23 @@ async def test_a_cancelled_batch_releases_and_closes_its_connection(
         await cast(Any, other).execute_command("CLIENT", "UNPAUSE")
         await other.aclose()
         await client.aclose()
+
+
+def test_the_redis_py_internals_the_lean_path_uses_are_there() -> None:
+    """The lean path (batching.py) calls these redis-py internals; an upgrade that renames or
+    drops one fails here first (pyproject.toml also bounds redis-py below 9)."""
+    import inspect
+
+    from redis.asyncio.connection import BlockingConnectionPool
+
+    assert inspect.iscoroutinefunction(BlockingConnectionPool.get_connection)
+    assert inspect.iscoroutinefunction(BlockingConnectionPool.release)
+    assert inspect.iscoroutinefunction(Connection.send_packed_command)
+    assert "timeout" in inspect.signature(Connection.read_response).parameters
+    assert inspect.iscoroutinefunction(Connection.disconnect)
+    connection = Connection(retry=None)
+    assert {"retry", "host", "port"} <= set(vars(connection))
+    assert connection.socket_timeout == 5  # a property since redis-py 8; an attribute before
 
 
 def test_lean_batches_are_packed_as_redis_py_packs_them() -> None:
