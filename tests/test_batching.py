@@ -162,7 +162,7 @@ def test_the_redis_py_internals_the_lean_path_uses_are_there() -> None:
     assert inspect.iscoroutinefunction(Connection.disconnect)
     connection = Connection(retry=None)
     assert {"retry", "host", "port"} <= set(vars(connection))
-    assert connection.socket_timeout == 5  # a property since redis-py 8; an attribute before
+    assert hasattr(connection, "socket_timeout")  # a property in redis-py 8, an attribute before
 
 
 def test_lean_batches_are_packed_as_redis_py_packs_them() -> None:
