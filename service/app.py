@@ -79,6 +79,7 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app[SERVICE] = TokenService(store, settings, metrics)
     app[SWEEPER] = AppSweeper(store.apps)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(metrics_api.snapshots)
     for dialect in DIALECTS:
         routing.add(app, dialect)
     access.check_rules(app)  # catches a route added to the router outside any dialect

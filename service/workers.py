@@ -4,8 +4,8 @@ Each worker is a fresh interpreter (multiprocessing "spawn") running ``service.r
 socket of its own with SO_REUSEPORT: the kernel spreads new connections over them. The
 supervisor serves nothing. It
 
-- gives the workers a fresh metrics directory (``PROMETHEUS_MULTIPROC_DIR``), so that each
-  scrape adds up every worker's samples, and removes it when all are gone;
+- gives the workers a fresh metrics directory (``TOKENSTORE_METRICS_DIR``), so that each
+  scrape adds up every worker's numbers, and removes it when all are gone;
 - forwards SIGTERM and SIGINT to the workers, which drain as one process would;
 - restarts nothing: if a worker exits on its own, it says so, stops the others and exits 1, for
   the process manager (Kubernetes, systemd) to restart the whole.
@@ -26,12 +26,10 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from prometheus_client.multiprocess import mark_process_dead
-
 from service import runner
 from service.app import create_app
 from service.logs import configure
-from service.metrics import MULTIPROC_ENV
+from service.metrics import METRICS_DIR_ENV, mark_process_dead
 from service.settings import Settings
 
 log = logging.getLogger("tokenstore.workers")
@@ -48,12 +46,12 @@ def resolve(workers: int) -> int:
 
 def supervise(settings: Settings, count: int) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="tokenstore-metrics-")
-    # Set before any worker starts: prometheus_client picks multiprocess mode at import.
-    os.environ[MULTIPROC_ENV] = metrics_dir
+    # Inherited by the workers, which read it when they build their app.
+    os.environ[METRICS_DIR_ENV] = metrics_dir
     try:
         return _Supervisor(settings, count, metrics_dir).run()
     finally:
-        del os.environ[MULTIPROC_ENV]
+        del os.environ[METRICS_DIR_ENV]
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
@@ -120,8 +118,9 @@ class _Supervisor:
         for sentinel in ready:
             assert isinstance(sentinel, int)
             process = self.workers.pop(sentinel)
+            assert process.pid is not None  # started
             process.join()
-            # Its counters stay (they are totals); its share of live gauges goes.
+            # Its counts stay (they are totals); its requests in flight are gone.
             mark_process_dead(process.pid, self.metrics_dir)
             if self.deadline is None or process.exitcode != 0:
                 self.failed = True

@@ -22,7 +22,7 @@ import aiohttp
 from helpers import ADMIN_ID, ADMIN_SECRET, client_entry, write_clients
 from redis_servers import HOST, free_port
 
-from service.metrics import MULTIPROC_ENV
+from service.metrics import METRICS_DIR_ENV
 
 
 class ServiceProcess:
@@ -32,7 +32,7 @@ class ServiceProcess:
         self.log_path = workdir / "service.log"
         clients = workdir / "clients.json"
         write_clients(clients, client_entry(ADMIN_ID, ADMIN_SECRET, ["admin"], ["*"]))
-        ours = ("TOKENSTORE_", MULTIPROC_ENV)
+        ours = ("TOKENSTORE_", METRICS_DIR_ENV)
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
         self.env = inherited | {
             "TOKENSTORE_HOST": HOST,

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import prometheus_client
+import pytest
 from helpers import ADMIN_HEADERS, Client, introspect, issue
 from prometheus_client.parser import text_string_to_metric_families
 from redis_servers import free_port
 
 from service.app import create_app
+from service.metrics import (
+    HTTP_BUCKETS,
+    HTTP_REQUESTS,
+    HTTP_SECONDS,
+    IN_FLIGHT,
+    INTROSPECTIONS,
+    ISSUED,
+    METRICS_DIR_ENV,
+    REDIS_BUCKETS,
+    REDIS_ERRORS,
+    REDIS_SECONDS,
+    REVOCATIONS,
+    Metrics,
+    Tally,
+    mark_process_dead,
+)
 from service.settings import Settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -108,3 +127,119 @@ async def test_redis_errors_are_counted_and_metrics_still_answer(
     assert value(samples, "tokenstore_redis_errors_total", op="connect", error="ConnectionError")
     assert value(samples, "tokenstore_http_requests_total", route="v1.introspect", status="503")
     assert not [name for name, _ in samples if name.startswith("tokenstore_event_stream")]
+
+
+# --- service.metrics.Metrics itself ---------------------------------------------------------
+
+SECONDS = [0, 0.0001, 0.0003, 0.0005, 0.0007, 0.001, 0.3, 1, 1.5, 2.5, 9.99, 10, 11, 1e9]
+
+
+def observe_all(metrics: Metrics, rounds: int = 3) -> None:
+    """The same observations, in the same order, for every process of the tests below."""
+    for n in range(rounds):
+        for i, seconds in enumerate(SECONDS):
+            metrics.started()
+            metrics.finished(
+                ("v1.introspect", "v1.issue", "unmatched")[i % 3], 200 + i % 2, seconds
+            )
+            metrics.redis_call(("read_batch", "issue")[i % 2], seconds / 10, None)
+            metrics.introspected(active=i % 3 == 0)
+        metrics.redis_call("connect", 0.2, "ConnectionError")
+        metrics.redis_call("issue", 0.02, "TimeoutError")
+        metrics.issued(registered=n == 1)
+        metrics.revoked(("token", "user", "limit")[n])
+        metrics.started()  # one request per round still in flight
+
+
+def prometheus_client_text(rounds: int = 3) -> bytes:
+    """What prometheus_client's own objects expose for ``observe_all``'s observations."""
+    r = prometheus_client.CollectorRegistry()
+    labels = ("route", "status")
+    requests = prometheus_client.Counter(HTTP_REQUESTS.name, HTTP_REQUESTS.help, labels, registry=r)
+    http = prometheus_client.Histogram(
+        HTTP_SECONDS.name, HTTP_SECONDS.help, labels, buckets=HTTP_BUCKETS, registry=r
+    )
+    in_flight = prometheus_client.Gauge(IN_FLIGHT.name, IN_FLIGHT.help, registry=r)
+    redis = prometheus_client.Histogram(
+        REDIS_SECONDS.name, REDIS_SECONDS.help, ["op"], buckets=REDIS_BUCKETS, registry=r
+    )
+    counters = {
+        f.name: prometheus_client.Counter(f.name, f.help, f.labels, registry=r)
+        for f in (REDIS_ERRORS, ISSUED, REVOCATIONS, INTROSPECTIONS)
+    }
+    counters[INTROSPECTIONS.name].labels("active")
+    counters[INTROSPECTIONS.name].labels("inactive")
+    for n in range(rounds):
+        for i, seconds in enumerate(SECONDS):
+            route, status = ("v1.introspect", "v1.issue", "unmatched")[i % 3], str(200 + i % 2)
+            requests.labels(route, status).inc()
+            http.labels(route, status).observe(seconds)
+            redis.labels(("read_batch", "issue")[i % 2]).observe(seconds / 10)
+            counters[INTROSPECTIONS.name].labels("active" if i % 3 == 0 else "inactive").inc()
+        redis.labels("connect").observe(0.2)
+        counters[REDIS_ERRORS.name].labels("connect", "ConnectionError").inc()
+        redis.labels("issue").observe(0.02)
+        counters[REDIS_ERRORS.name].labels("issue", "TimeoutError").inc()
+        counters[ISSUED.name].labels("registered" if n == 1 else "minted").inc()
+        counters[REVOCATIONS.name].labels(("token", "user", "limit")[n]).inc()
+        in_flight.inc()
+    text = prometheus_client.generate_latest(r).decode()
+    # The service has no `*_created` series (a worker's would mean nothing in a sum).
+    return "".join(line for line in text.splitlines(True) if "_created" not in line).encode()
+
+
+def test_the_text_is_prometheus_client_s_for_the_same_observations() -> None:
+    metrics = Metrics()
+    assert metrics.render() == prometheus_client_text(rounds=0)  # introspection results at 0
+    observe_all(metrics)
+    assert metrics.render() == prometheus_client_text()
+
+
+def parsed(text: bytes) -> Samples:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+
+
+def test_workers_snapshots_add_up_and_an_exited_worker_is_no_longer_in_flight(
+    tmp_path: Path,
+) -> None:
+    directory = str(tmp_path)
+    scraped, other, exited = (Metrics(directory, pid) for pid in (101, 102, 103))
+    for metrics in (scraped, other, exited):
+        observe_all(metrics, rounds=1)
+        metrics.write_snapshot()
+    observe_all(scraped, rounds=1)  # since its snapshot: its live numbers count, and once
+    observe_all(other, rounds=1)  # since its snapshot: not seen before its next one
+    one_process = Metrics()
+    for _ in range(4):  # what the scrape sees: 2 of `scraped`, 1 of `other`, 1 of `exited`
+        observe_all(one_process, rounds=1)
+    expected = parsed(one_process.render())
+    assert parsed(scraped.render()) == pytest.approx(expected)  # sums added in another order
+
+    mark_process_dead(103, directory)
+    mark_process_dead(104, directory)  # exited before its first snapshot: nothing to do
+    in_flight = ("tokenstore_http_requests_in_flight", frozenset[tuple[str, str]]())
+    assert parsed(scraped.render()) == pytest.approx(expected | {in_flight: 3})  # `exited`'s gone
+    assert sorted(os.listdir(directory)) == [f"metrics_{pid}.json" for pid in (101, 102, 103)]
+
+
+async def test_a_worker_writes_its_snapshot_at_start_and_at_the_end(
+    aiohttp_client: Any, clients_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    monkeypatch.setenv(METRICS_DIR_ENV, str(directory))
+    client: Client = await aiohttp_client(create_app(Settings(clients_file=str(clients_file))))
+    path = directory / f"metrics_{os.getpid()}.json"
+    assert Tally.loads(path.read_bytes()).counters[INTROSPECTIONS.name] == {
+        ("active",): 0,
+        ("inactive",): 0,
+    }
+    await client.get("/healthz")
+    await client.close()
+    tally = Tally.loads(path.read_bytes())
+    assert tally.in_flight == 0
+    assert sum(tally.histograms[HTTP_SECONDS.name]["health.healthz", "200"].counts) == 1

@@ -10,9 +10,17 @@ the revocation event stream from Redis:
   far behind; after a revocation it is near zero, and it grows while nothing is revoked.
 
 Both are left out of a scrape while Redis cannot be reached.
+
+With several workers, ``snapshots`` (an app cleanup context) writes this worker's numbers for
+the others' scrapes: at start, every ``SNAPSHOT_INTERVAL`` seconds, and at the end.
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
@@ -28,6 +36,37 @@ from service.metrics import Metrics
 from service.store import TokenStore
 
 METRICS = web.AppKey("metrics", Metrics)
+SNAPSHOT_INTERVAL = 1.0  # how stale other workers' numbers may be in a scrape
+
+log = logging.getLogger(__name__)
+
+
+async def snapshots(app: web.Application) -> AsyncIterator[None]:
+    metrics = app[METRICS]
+    if metrics.metrics_dir is None:
+        yield
+        return
+    metrics.write_snapshot()  # before serving: a scrape of another worker sees this one at once
+    task = asyncio.create_task(_write_snapshots(metrics))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    metrics.write_snapshot()  # requests are over: the last numbers, in flight 0
+
+
+async def _write_snapshots(metrics: Metrics) -> None:
+    failing = False
+    while True:
+        await asyncio.sleep(SNAPSHOT_INTERVAL)
+        try:
+            metrics.write_snapshot()  # a few small files' worth: not worth a thread
+        except OSError:
+            if not failing:
+                log.exception("cannot write the metrics snapshot; other workers' scrapes lag")
+            failing = True
+        else:
+            failing = False
 
 
 async def event_stream_families(store: TokenStore) -> list[Metric]:

@@ -61,7 +61,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     rid = request[REQUEST_ID] = request_id_from(request.headers.get(REQUEST_ID_HEADER))
     context = logs.request_id.set(rid)
     metrics = request.app[METRICS]
-    metrics.in_flight.inc()
+    metrics.started()
     status = 500
     try:
         try:
@@ -83,10 +83,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = CLIENT_CLOSED
         raise
     finally:
-        metrics.in_flight.dec()
         seconds = time.perf_counter() - start
         route = request.match_info.route.name or "unmatched"
-        metrics.request(route, status, seconds)
+        metrics.finished(route, status, seconds)
         _log(request, route, status, seconds)
         logs.request_id.reset(context)
 
