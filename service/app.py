@@ -34,7 +34,7 @@ from service.lifecycle import LIFECYCLE, Lifecycle
 from service.metrics import Metrics
 from service.service import TokenService
 from service.settings import Settings
-from service.store import LayoutMismatch, TokenStore
+from service.store import KeyspaceRefused, TokenStore
 from service.sweeper import AppSweeper
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         log.warning("=" * 20 + " " + EMBEDDED_WARNING + " " + "=" * 20)
     try:
         await store.client()
-    except LayoutMismatch:
-        raise  # logged by the store: serving would hide the tokens already stored
+    except KeyspaceRefused:
+        raise  # logged by the store, with what to do
     except Unavailable:
         log.error("Redis is not reachable at start-up; serving 503 until it is")
     sweeper = asyncio.create_task(app[SWEEPER].run())

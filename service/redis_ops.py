@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
 
+from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
 
 from service.redis_client import AnyRedis
@@ -18,6 +19,10 @@ from service.redis_client import AnyRedis
 # Shared functions of the user-hash scripts, put in front of each script's source.
 _LIB = "lib"
 _USES_LIB = frozenset({"issue", "revoke_one", "revoke_user"})
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _source(name: str) -> str:
@@ -46,6 +51,24 @@ class RedisOps:
 
     async def ping(self) -> bool:
         return bool(await self._r.ping())
+
+    async def config_values(self, name: str) -> set[str]:
+        """The values of a CONFIG parameter, over every primary of a Cluster; raises
+        ResponseError where CONFIG is not allowed (managed Redis services often rename it)."""
+        client: Any = self._r
+        if isinstance(client, RedisCluster):
+            reply: Any = await client.config_get(name, target_nodes=RedisCluster.PRIMARIES)
+        else:
+            reply = await client.config_get(name)
+        # One node: {name: value}; several: {node: {name: value}}.
+        replies = reply.values() if all(isinstance(v, dict) for v in reply.values()) else [reply]
+        return {_text(value) for r in replies for key, value in r.items() if _text(key) == name}
+
+    async def any_key(self, pattern: str) -> bool:
+        """Whether a key matches ``pattern`` (SCAN over every primary: start-up checks only)."""
+        async for _key in self._r.scan_iter(match=pattern, count=1000):
+            return True
+        return False
 
     async def get(self, key: str) -> bytes | None:
         value: bytes | None = await self._r.get(key)

@@ -118,6 +118,9 @@ class Settings:
     redis_timeout: float = _setting(
         2.0, _float_in(0.05, 60), "Seconds to wait for Redis (connect, command, free connection)."
     )
+    allow_evicting_redis: bool = _setting(
+        False, _bool, "Serve even if Redis may evict keys (revocations could come undone)."
+    )
     max_body_bytes: int = _setting(65_536, _int_in(1024, 16 * 1024 * 1024), "Largest request body.")
     max_metadata_bytes: int = _setting(
         4096, _int_in(2, 65_536), "Largest token `metadata` object, as JSON bytes."

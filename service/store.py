@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 import orjson
+from redis.exceptions import ResponseError
 
 from service import tokens
 from service.app_index import AppIndex
@@ -25,7 +26,7 @@ from service.observer import NO_OBSERVER, Observer
 from service.records import TokenDraft, TokenRecord, json_text
 from service.redis_client import AnyRedis, RedisCalls, RedisConnector
 from service.redis_ops import RedisOps, Script, load_script
-from service.settings import Settings
+from service.settings import Settings, env_name
 from service.storage import IdClash, Issued, Revoked, RevokedOne, Watermarks
 from service.tokens import TokenId
 
@@ -35,9 +36,19 @@ log = logging.getLogger(__name__)
 PRUNE_BUDGET = 64
 
 
-class LayoutMismatch(Unavailable):
+class KeyspaceRefused(Unavailable):
+    """Redis cannot be served safely as it is: the process refuses to start, and a connection
+    made later answers 503, until an operator acts (the message says how)."""
+
+
+class LayoutMismatch(KeyspaceRefused):
     """Redis holds a keyspace of another storage layout: serving it would show an empty
-    registry over existing tokens, so the process refuses (503 until an operator acts)."""
+    registry over existing tokens."""
+
+
+class UnsafeRedis(KeyspaceRefused):
+    """Redis may evict keys: a revocation (a deleted token, an app watermark) could come undone,
+    or the tag key vanish and with it every user's tokens."""
 
 
 class _Scripts:
@@ -76,12 +87,15 @@ class TokenStore:
         self._scripts: _Scripts | None = None
         self._ops: RedisOps | None = None
         self._tag_key = b""
+        self._allow_eviction = settings.allow_evicting_redis
         # The watermarks hash as last read, and as converted: every reader of one batch gets
         # the same reply object, so it is converted once per batch, not once per read.
         self._marks: tuple[dict[bytes, bytes], dict[str, int]] = ({}, {})
 
     async def _on_connect(self, client: AnyRedis) -> None:
         ops = RedisOps(client)
+        if not self.connector.embedded:
+            await self.check_eviction(ops)
         await self._check_layout(ops)
         # The tag key must outlive every token: it is created once and never expires.
         await ops.hsetnx(self.keys.meta, "tag_key", tokens.new_tag_key())
@@ -91,9 +105,39 @@ class TokenStore:
         self._scripts = _Scripts(client)
         self._ops = ops
 
+    async def check_eviction(self, ops: RedisOps | None = None) -> None:
+        """Raise UnsafeRedis if Redis's ``maxmemory-policy`` may evict keys (unless allowed):
+        only ``noeviction`` keeps every revocation. Where CONFIG is not allowed, warn."""
+        ops = ops or await self.ops()
+        try:
+            with self.calls("check_config"):
+                policies = await ops.config_values("maxmemory-policy")
+        except Unavailable as exc:
+            if not isinstance(exc.__cause__, ResponseError):
+                raise
+            log.warning("cannot read Redis's maxmemory-policy; it must be noeviction")
+            return
+        evicting = sorted(policies - {"noeviction"})
+        if not evicting:
+            return
+        message = (
+            f"Redis's maxmemory-policy is {', '.join(evicting)}: it may evict keys, and with "
+            "them revocations and the key behind user tags. Set maxmemory-policy noeviction, "
+            f"or set {env_name('allow_evicting_redis')}=true to serve anyway."
+        )
+        if self._allow_eviction:
+            log.warning(message)
+            return
+        log.critical(message)
+        raise UnsafeRedis(message)
+
     async def _check_layout(self, ops: RedisOps) -> None:
         meta = await ops.hgetall(self.keys.meta)
-        if b"layout" not in meta and b"tag_key" not in meta:  # a new keyspace
+        if b"layout" not in meta and b"tag_key" not in meta:  # a new keyspace, or a lost meta
+            if await ops.any_key(f"{glob_escape(self.keys.prefix)}h:{{*"):
+                message = meta_lost_message(self.keys.meta)
+                log.critical(message)
+                raise KeyspaceRefused(message)
             await ops.hsetnx(self.keys.meta, "layout", str(LAYOUT_VERSION))
             meta = await ops.hgetall(self.keys.meta)
         # A keyspace with a tag key but no layout was written by tokenstore 0.1 (layout 1).
@@ -286,6 +330,19 @@ class TokenStore:
 
     async def event_range(self, after: str, last: str, count: int) -> list[StreamEntry]:
         return await self.events.range(after, last, count)
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally in a SCAN pattern."""
+    return "".join(f"[{c}]" if c in "*?[]\\" else c for c in text)
+
+
+def meta_lost_message(meta_key: str) -> str:
+    return (
+        f"{meta_key} is missing while user hashes exist: it was deleted or evicted, and with it "
+        "the key behind user tags, so existing tokens could not be found by user. Restore it "
+        "(from a backup or replica), or delete the tokenstore keys to start afresh."
+    )
 
 
 def layout_message(prefix: str, found: int) -> str:

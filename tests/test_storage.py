@@ -8,11 +8,14 @@ import ast
 import asyncio
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import redis
+from aiohttp import web
 from helpers import Client, issue, token_fields, user_hashes
 from redis_servers import RedisServer
 
@@ -23,7 +26,7 @@ from service.records import TokenDraft
 from service.redis_client import AnyRedis
 from service.settings import Settings
 from service.storage import Store
-from service.store import PRUNE_BUDGET, LayoutMismatch, TokenStore
+from service.store import PRUNE_BUDGET, KeyspaceRefused, LayoutMismatch, TokenStore, UnsafeRedis
 from service.tokens import TokenId
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,10 +107,19 @@ async def test_a_big_users_expired_tokens_are_pruned_a_bounded_number_at_a_time(
     store = _store(client)
     # Past the compact (listpack) encoding, where HSCAN returns all at once: a real hash table.
     expiring = 10 * PRUNE_BUDGET + 40
-    for _ in range(expiring):
-        await store.issue(await store.new_id("big"), _draft("big"), DIGEST, 1000, 0)
-    await store.issue(await store.new_id("big"), _draft("big"), DIGEST, 60_000, 0)
-    await asyncio.sleep(1.1)
+    # None may expire while they are issued (the writes would prune them along the way).
+    lifetime_s = 4.0
+    start = time.monotonic()
+    limit = asyncio.Semaphore(16)
+
+    async def issue_one(ttl_ms: int) -> None:
+        async with limit:
+            await store.issue(await store.new_id("big"), _draft("big"), DIGEST, ttl_ms, 0)
+
+    await asyncio.gather(*(issue_one(int(lifetime_s * 1000)) for _ in range(expiring)))
+    await issue_one(60_000)
+    assert time.monotonic() - start < lifetime_s, "issuing took longer than the tokens live"
+    await asyncio.sleep(lifetime_s + 0.2)  # every one was issued before now: all expired then
     counts = []
     for _ in range(30):
         await store.issue(await store.new_id("big"), _draft("big"), DIGEST, 60_000, 0)
@@ -195,3 +207,66 @@ async def test_the_app_starts_against_its_own_layout(
     await first.close()
     second = await aiohttp_client(create_app(settings))  # the marked keyspace is accepted
     assert (await second.get("/readyz")).status == 200
+
+
+# --- a Redis that may evict keys, and a lost meta key -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def evicting_redis() -> Any:
+    with RedisServer(extra_args=["--maxmemory-policy", "allkeys-lru"]) as server:
+        yield server
+
+
+async def test_an_evicting_redis_is_refused_unless_allowed(
+    evicting_redis: RedisServer, clients_file: Path, aiohttp_client: Any
+) -> None:
+    settings = Settings(redis_url=evicting_redis.url, clients_file=str(clients_file))
+    store = TokenStore(settings)
+    try:
+        with pytest.raises(UnsafeRedis, match="allkeys-lru"):
+            await store.ping()
+    finally:
+        await store.close()
+    runner = web.AppRunner(create_app(settings))
+    with pytest.raises(UnsafeRedis):  # the app does not start
+        await runner.setup()
+    await runner.cleanup()
+    allowed = await aiohttp_client(create_app(replace(settings, allow_evicting_redis=True)))
+    assert (await allowed.get("/readyz")).status == 200
+
+
+async def test_readiness_follows_the_eviction_policy(client: Client, backend: str) -> None:
+    if backend != "standalone":
+        pytest.skip("one server is enough: the policy is read per primary on a Cluster too")
+    assert (await client.get("/readyz")).status == 200
+    redis_client = await _store(client).client()
+    await cast(Any, redis_client).config_set("maxmemory-policy", "volatile-ttl")
+    try:
+        response = await client.get("/readyz")
+        assert response.status == 503
+        assert (await response.json())["status"] == "unsafe_redis"
+    finally:
+        await cast(Any, redis_client).config_set("maxmemory-policy", "noeviction")
+    assert (await client.get("/readyz")).status == 200
+
+
+async def test_tokens_without_their_meta_key_are_refused(
+    redis_server: RedisServer, clients_file: Path
+) -> None:
+    redis_server.flush()
+    settings = Settings(redis_url=redis_server.url, clients_file=str(clients_file))
+    first = TokenStore(settings)
+    try:
+        await first.issue(await first.new_id("alice"), _draft(), DIGEST, 60_000, 0)
+    finally:
+        await first.close()
+    with redis.Redis.from_url(redis_server.url) as admin:
+        admin.delete("ts:meta")  # as an evicting Redis (or an operator) could
+        store = TokenStore(settings)
+        try:
+            with pytest.raises(KeyspaceRefused, match="ts:meta is missing"):
+                await store.ping()
+        finally:
+            await store.close()
+        assert admin.exists("ts:meta") == 0  # no new tag key was made over the old tokens

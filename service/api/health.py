@@ -1,5 +1,5 @@
 """Probes: ``/healthz`` says the process is alive (never asks Redis), ``/readyz`` that it can
-serve (Redis answers, and shutdown has not begun)."""
+serve (Redis answers and is safe to serve: it may not evict keys; shutdown has not begun)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from service.api.routing import Dialect, Route
 from service.auth import OPEN
 from service.errors import Unavailable
 from service.lifecycle import LIFECYCLE
+from service.store import KeyspaceRefused, UnsafeRedis
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -23,6 +24,12 @@ async def readyz(request: web.Request) -> web.Response:
     store = request.app[STORE]
     try:
         await store.ping()
+        if not store.connector.embedded:
+            await store.check_eviction()  # CONFIG SET may have changed it since start-up
+    except UnsafeRedis:
+        return json_response({"status": "unsafe_redis", "redis": "evicting"}, status=503)
+    except KeyspaceRefused:
+        return json_response({"status": "refused", "redis": "not servable"}, status=503)
     except Unavailable:
         return json_response({"status": "unavailable", "redis": "down"}, status=503)
     backend = "embedded" if store.connector.embedded else "redis"
@@ -36,6 +43,6 @@ DIALECT = Dialect("health", (
         "summary": "Liveness: the process runs (never asks Redis)",
         "responses": {"200": {"description": "Alive"}}}),
     Route("GET", "/readyz", readyz, name="health.readyz", rule=OPEN, openapi={
-        "summary": "Readiness: Redis answers",
+        "summary": "Readiness: Redis answers and may not evict keys",
         "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}}}),
 ))  # fmt: skip
