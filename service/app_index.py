@@ -115,7 +115,7 @@ class AppIndex:
 
         async def sweep_user(tag: str) -> tuple[str, int, int]:
             async with limit:
-                revoked, kept = await store.revoke_tag(tag, b"", (app_id,), "", watermark)
+                revoked, kept = await store.revoke_tag(tag, b"", (app_id,), b"", watermark)
             return tag, len(revoked), kept
 
         for bucket in range(APP_BUCKETS):

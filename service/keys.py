@@ -5,7 +5,7 @@ one user share ``{<tag>}`` (the keyed hash in the token), so each per-user chang
 single-slot Lua script, atomic on standalone Redis and on Cluster alike. User and app ids
 never appear in key names (they may hold braces); only hashes of them do.
 
-- ``h:{tag}`` hash (layout v2): one field per token, ``rid`` -> its compact record
+- ``h:{tag}`` hash (layout v2): one field per token, its rid (8 raw bytes) -> its compact record
   (records.py), plus ``u``, the owner's user id (JSON), stored once, and ``c``, the cursor of
   the bounded prune of a big hash. Expires with its latest-expiring token (``PEXPIREAT GT``);
   an expired field is never served and is pruned by the user's next write.
@@ -32,8 +32,9 @@ import zlib
 from service.tokens import b32
 
 LAYOUT_VERSION = 2
-# Fields of a user hash that are not tokens (token fields are 16-character rids).
+# Fields of a user hash that are not tokens (a token's field is its rid, 8 raw bytes).
 OWNER_FIELD, PRUNE_CURSOR_FIELD = "u", "c"
+RID_BYTES = 8
 # Users per app bucket stay few enough for Redis's compact encoding; changing this number
 # would orphan existing app index keys, so it is fixed rather than configurable.
 APP_BUCKETS = 1024

@@ -2,7 +2,7 @@
 
 A stored record is one field value of its user's hash (layout v2, see keys.py):
 
-    expires ms (11 hex) | created us (13 hex) | digest (16 bytes) | flags (1 char) | pieces
+    expires ms (6 bytes) | created us (7 bytes) | digest (16 bytes) | flags (1 char) | pieces
 
 ``pieces`` are separated by ``SEP`` (0x1f, which JSON text never holds unescaped): app id,
 user id, type, scopes, client name, device name, metadata. Each but scopes is already JSON
@@ -21,8 +21,9 @@ import orjson
 
 DEFAULT_TYPE = "DEFAULT"
 SEP = b"\x1f"
-_EXPIRES, _CREATED, _DIGEST, _FLAGS = slice(0, 11), slice(11, 24), slice(24, 40), slice(40, 41)
-HEADER_BYTES = 41
+# Times are unsigned big-endian integers (epoch ms until the year 10889, us until 4253).
+EXPIRES, CREATED, DIGEST, FLAGS = slice(0, 6), slice(6, 13), slice(13, 29), slice(29, 30)
+HEADER_BYTES = 30
 FLAGS_NONE = b"0"
 PIECES = 7  # app, user, type, scopes, client, device, metadata
 _NULL = b"null"
@@ -97,10 +98,10 @@ class TokenRecord:
         try:
             return cls(
                 token_id,
-                expires_at=int(raw[_EXPIRES], 16),
-                created_us=int(raw[_CREATED], 16),
-                digest=raw[_DIGEST],
-                flags=raw[_FLAGS],
+                expires_at=int.from_bytes(raw[EXPIRES]),
+                created_us=int.from_bytes(raw[CREATED]),
+                digest=raw[DIGEST],
+                flags=raw[FLAGS],
                 user_json=user_json,
                 pieces=pieces,
             )

@@ -98,7 +98,7 @@ async def user_hashes(redis: AnyRedis) -> dict[bytes, dict[bytes, bytes]]:
 
 def token_fields(hashes: dict[bytes, dict[bytes, bytes]]) -> list[bytes]:
     """The token fields (rids) of these user hashes, whoever owns them."""
-    return [field for fields in hashes.values() for field in fields if len(field) == 16]
+    return [field for fields in hashes.values() for field in fields if len(field) == 8]
 
 
 async def dump_values(redis: AnyRedis) -> bytes:

@@ -40,6 +40,7 @@ REDIS_SETTINGS = {
     "appendfsync": "everysec",
     "lazyfree-lazy-expire": "yes",
     "zset-max-listpack-entries": "2048",
+    "hash-max-listpack-value": "256",
     "notify-keyspace-events": "",
 }
 

@@ -210,7 +210,7 @@ async def test_app_revocation_is_immediate_and_swept(client: Client, redis: AnyR
 
 
 def _rid(token_id: str) -> bytes:
-    return token_id.replace("-", "")[16:].encode()
+    return bytes.fromhex(token_id.replace("-", "")[16:])
 
 
 async def test_expired_tokens_are_never_served_and_pruned_by_the_next_write(

@@ -40,7 +40,7 @@ drafts = st.builds(
 def stored(draft: TokenDraft, *, owner: str, expires_at: int, created_us: int) -> bytes:
     """The record as issue.lua writes it (lua/issue.lua), for a hash owned by ``owner``."""
     user = b"" if draft.user_id == owner else json_text(draft.user_id)
-    header = b"%011x%013x" % (expires_at, created_us) + b"d" * 16 + b"0"
+    header = expires_at.to_bytes(6) + created_us.to_bytes(7) + b"d" * 16 + b"0"
     return header + json_text(draft.app_id) + SEP + user + SEP + draft.tail_pieces()
 
 
@@ -58,7 +58,7 @@ def general_oauth(record: TokenRecord) -> dict[str, Any]:
     }
 
 
-@given(drafts, st.booleans(), st.integers(10**12, 16**11 - 1), st.integers(10**15, 16**13 - 1))
+@given(drafts, st.booleans(), st.integers(0, 2**48 - 1), st.integers(0, 2**53 - 1))
 def test_a_record_reads_back_as_written_and_renders_as_the_general_path(
     draft: TokenDraft, owned: bool, expires_at: int, created_us: int
 ) -> None:
@@ -95,6 +95,5 @@ def test_what_is_not_a_record_is_refused() -> None:
     assert TokenRecord.parse(TOKEN_ID, owner, good) is not None
     assert TokenRecord.parse(TOKEN_ID, None, good) is None  # no owner, no user piece
     assert TokenRecord.parse(TOKEN_ID, owner, good[:HEADER_BYTES]) is None
-    assert TokenRecord.parse(TOKEN_ID, owner, b"zz" + good[2:]) is None  # not hex
     assert TokenRecord.parse(TOKEN_ID, owner, good.replace(b'"app"', b"app")) is None
     assert TokenRecord.parse(TOKEN_ID, owner, good.rsplit(SEP, 1)[0]) is None  # a piece short

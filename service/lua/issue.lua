@@ -22,7 +22,7 @@ local user = ARGV[4]
 if user == owner then
   user = ''
 end
-local record = string.format('%011x%013x', expires, created) .. ARGV[6] .. '0'
+local record = bytes_of(expires, 6) .. bytes_of(created, 7) .. ARGV[6] .. '0'
   .. ARGV[5] .. '\31' .. user .. '\31' .. ARGV[7]
 prune(key, now, tonumber(ARGV[8]))
 redis.call('HSET', key, ARGV[1], record)

@@ -1,20 +1,39 @@
 -- Shared by the user-hash scripts (prepended to each when it is loaded; defines no globals).
--- A user hash (keys.py, layout v2) maps rid -> record, plus 'u' (owner, JSON) and 'c' (the
--- prune cursor). A record (records.py) starts with its expiry (ms, 11 hex digits) and
--- creation time (us, 13 hex digits), then a 16-byte digest and one flags character; then the
--- pieces, separated by \31: app (JSON), user (JSON, '' for the owner), ...
-local PIECES_AT = 42
+-- A user hash (keys.py, layout v2) maps rid (8 bytes) -> record, plus 'u' (owner, JSON) and
+-- 'c' (the prune cursor). A record (records.py) starts with its expiry (ms, 6 bytes) and creation time
+-- (us, 7 bytes), big-endian, then a 16-byte digest and one flags character; then the pieces,
+-- separated by \31: app (JSON), user (JSON, '' for the owner), ...
+local PIECES_AT = 31
 
 local function is_token(field)
-  return #field == 16
+  return #field == 8  -- a rid; 'u' and 'c' are one byte
+end
+
+-- The unsigned big-endian integer of `width` bytes at `from` (exact below 2^53).
+local function number_at(s, from, width)
+  local n = 0
+  for i = from, from + width - 1 do
+    n = n * 256 + string.byte(s, i)
+  end
+  return n
+end
+
+-- `n` as `width` big-endian bytes
+local function bytes_of(n, width)
+  local out = {}
+  for i = width, 1, -1 do
+    out[i] = string.char(n % 256)
+    n = math.floor(n / 256)
+  end
+  return table.concat(out)
 end
 
 local function expires_of(record)
-  return tonumber(string.sub(record, 1, 11), 16)
+  return number_at(record, 1, 6)
 end
 
 local function created_of(record)
-  return tonumber(string.sub(record, 12, 24), 16)
+  return number_at(record, 7, 7)
 end
 
 -- app (JSON) and user (JSON, '' for the hash's owner) of a record
