@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from service import json_limits
+
 DEFAULT_TYPE = "DEFAULT"
 SEP = b"\x1f"
 _EXPIRES, _CREATED, _DIGEST, _FLAGS = slice(0, 11), slice(11, 24), slice(24, 40), slice(40, 41)
@@ -136,8 +138,9 @@ class TokenRecord:
         raw = self._pieces[6]
         if not raw:
             return None
-        value: dict[str, Any] = orjson.loads(raw)
-        return value
+        # Stored before nesting was bounded, or damaged: left out rather than fail an answer.
+        value = json_limits.loads_stored(raw)
+        return value if isinstance(value, dict) else None
 
     @property
     def created_at(self) -> int:

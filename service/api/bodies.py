@@ -1,4 +1,5 @@
-"""Reading request bodies and query strings strictly: wrong types and unknown fields are 400s."""
+"""Reading request bodies and query strings strictly: wrong types and unknown fields are 400s,
+and so is JSON nested more than ``json_limits.MAX_DEPTH`` deep (every JSON body is read here)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
+from service import json_limits
 from service.errors import BadRequest, PayloadTooLarge
 
 
@@ -16,13 +18,24 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body must be at most {request.client_max_size} bytes") from None
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     return body
+
+
+def parse_json(raw: bytes, *, code: str = "invalid_json", deep_code: str = "json_too_deep") -> Any:
+    """A JSON body, nested at most ``json_limits.MAX_DEPTH`` deep; else a 400 with ``code``
+    (not JSON) or ``deep_code`` (too deep)."""
+    too_deep = f"the body nests JSON more than {json_limits.MAX_DEPTH} deep"
+    try:
+        return json_limits.loads(raw)
+    except json_limits.TooDeep:
+        raise BadRequest(too_deep, code=deep_code) from None
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson's own bound, 1024
+            raise BadRequest(too_deep, code=deep_code) from None
+        raise BadRequest("the body is not valid JSON", code=code) from None
 
 
 class Fields:
@@ -72,7 +85,13 @@ def query_int(query: MultiMapping[str], name: str, default: int, low: int, high:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only (str.isdigit admits "²", which int() refuses) and few of them (int()
+    # refuses more than 4,300): anything else is the caller's mistake, a 400.
+    if (
+        not (raw.isascii() and raw.isdigit())
+        or len(raw) > len(str(high))
+        or not low <= int(raw) <= high
+    ):
         raise BadRequest(f"{name} must be an integer from {low} to {high}", code="invalid_query")
     return int(raw)
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from service.api.access import principal
-from service.api.bodies import form_fields
+from service.api.bodies import form_fields, parse_json
 from service.api.errors import HttpError
 from service.api.openapi_compat import TOKEN_ID_UUID
 from service.api.openapi_parts import json_body, param, ref
@@ -78,10 +77,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("the body is not valid JSON", code="[invalid]body") from None
+    body = parse_json(raw, code="[invalid]body", deep_code="[invalid]body")
     if body is None:
         return {}
     if not isinstance(body, dict):
