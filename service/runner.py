@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from service.lifecycle import LIFECYCLE
+from service.protocol import HardenedRunner
 from service.settings import Settings
 
 log = logging.getLogger("tokenstore.runner")
@@ -49,7 +50,7 @@ async def serve(
     app: web.Application, settings: Settings, *, reuse_port: bool, parent_sentinel: int | None
 ) -> int:
     stop = _stop_event(parent_sentinel)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    runner = HardenedRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     address = {"host": settings.host, "port": settings.port}
     try:

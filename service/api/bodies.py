@@ -3,6 +3,8 @@ and so is JSON nested more than ``json_limits.MAX_DEPTH`` deep (every JSON body 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -13,12 +15,26 @@ from service import json_limits
 from service.errors import BadRequest, PayloadTooLarge
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
+@contextmanager
+def _reading(request: web.Request) -> Iterator[None]:
+    """While a body is read: what cannot be read is the client's error, a 4xx."""
     try:
-        raw = await request.read()
+        yield
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body must be at most {request.client_max_size} bytes") from None
-    body = parse_json(raw)
+    except web.RequestPayloadError:  # bad chunked framing or content encoding
+        raise BadRequest("the body could not be decoded", code="invalid_body") from None
+    except ConnectionResetError:  # the client left half-way: nobody reads this answer
+        raise BadRequest("the body was cut short", code="invalid_body") from None
+
+
+async def read_body(request: web.Request) -> bytes:
+    with _reading(request):
+        return await request.read()
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    body = parse_json(await read_body(request))
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     return body
@@ -104,7 +120,8 @@ async def form_fields(request: web.Request) -> dict[str, str]:
     if request.content_type not in FORM_TYPES:
         raise BadRequest("the body must be application/x-www-form-urlencoded")
     try:
-        fields = await request.post()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"the body must be at most {request.client_max_size} bytes") from None
+        with _reading(request):
+            fields = await request.post()
+    except (ValueError, LookupError):  # an unknown charset, undecodable text, a bad multipart
+        raise BadRequest("the form body could not be read", code="invalid_body") from None
     return {k: v for k, v in fields.items() if isinstance(v, str)}

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from service.api.access import principal
-from service.api.bodies import form_fields, parse_json
+from service.api.bodies import form_fields, parse_json, read_body
 from service.api.errors import HttpError
 from service.api.openapi_compat import TOKEN_ID_UUID
 from service.api.openapi_parts import json_body, param, ref
@@ -74,7 +74,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     """A DELETE may carry criteria as JSON or as a form; a body of nothing or null is none."""
     if request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         return dict(await form_fields(request))
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         return {}
     body = parse_json(raw, code="[invalid]body", deep_code="[invalid]body")
