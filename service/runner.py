@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from service.lifecycle import LIFECYCLE
-from service.protocol import HardenedRunner
+from service.protocol import ClientLimits, HardenedRunner
 from service.settings import Settings
 
 log = logging.getLogger("tokenstore.runner")
@@ -50,7 +51,16 @@ async def serve(
     app: web.Application, settings: Settings, *, reuse_port: bool, parent_sentinel: int | None
 ) -> int:
     stop = _stop_event(parent_sentinel)
-    runner = HardenedRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    runner = HardenedRunner(
+        app,
+        limits=ClientLimits(settings.header_timeout, settings.max_connections),
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+        # After an answer, an unread body is read and dropped (so the client sees the answer
+        # before the connection closes) for no longer than a body may take.
+        lingering_time=settings.body_timeout,
+    )
     await runner.setup()
     address = {"host": settings.host, "port": settings.port}
     try:
@@ -61,6 +71,7 @@ async def serve(
             log.error("cannot listen: %s", exc, extra=address)
             return 1
         log.info("listening", extra=address)
+        _check_file_limit(settings)
         await stop.wait()
         app[LIFECYCLE].drain()
         log.info("shutdown: not ready", extra={"delay_s": settings.shutdown_delay})
@@ -70,6 +81,18 @@ async def serve(
         await runner.cleanup()
     log.info("shutdown: done")
     return 0
+
+
+def _check_file_limit(settings: Settings) -> None:
+    """Warn if the connection limit cannot be reached: accept() would fail first (EMFILE)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Besides client connections: the Redis pool (per node on a Cluster), logs, the listener.
+    needed = settings.max_connections + settings.redis_pool_size + 64
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "the open-file limit is below what the connection limit needs",
+            extra={"nofile": soft, "needed": needed, "max_connections": settings.max_connections},
+        )
 
 
 def _stop_event(parent_sentinel: int | None) -> asyncio.Event:

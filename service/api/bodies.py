@@ -3,8 +3,9 @@ and so is JSON nested more than ``json_limits.MAX_DEPTH`` deep (every JSON body 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -12,14 +13,20 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from service import json_limits
-from service.errors import BadRequest, PayloadTooLarge
+from service.api.responses import SETTINGS
+from service.errors import BadRequest, PayloadTooLarge, RequestTimeout
 
 
-@contextmanager
-def _reading(request: web.Request) -> Iterator[None]:
-    """While a body is read: what cannot be read is the client's error, a 4xx."""
+@asynccontextmanager
+async def _reading(request: web.Request) -> AsyncIterator[None]:
+    """While a body is read: it must arrive within ``TOKENSTORE_BODY_TIMEOUT`` (408), and what
+    cannot be read is the client's error, a 4xx."""
+    seconds = request.app[SETTINGS].body_timeout
     try:
-        yield
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {seconds} s") from None
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body must be at most {request.client_max_size} bytes") from None
     except web.RequestPayloadError:  # bad chunked framing or content encoding
@@ -29,7 +36,7 @@ def _reading(request: web.Request) -> Iterator[None]:
 
 
 async def read_body(request: web.Request) -> bytes:
-    with _reading(request):
+    async with _reading(request):
         return await request.read()
 
 
@@ -120,7 +127,7 @@ async def form_fields(request: web.Request) -> dict[str, str]:
     if request.content_type not in FORM_TYPES:
         raise BadRequest("the body must be application/x-www-form-urlencoded")
     try:
-        with _reading(request):
+        async with _reading(request):
             fields = await request.post()
     except (ValueError, LookupError):  # an unknown charset, undecodable text, a bad multipart
         raise BadRequest("the form body could not be read", code="invalid_body") from None

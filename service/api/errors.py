@@ -91,7 +91,10 @@ async def render_exception(request: web.Request, exc: Exception) -> web.StreamRe
     error = _from_exception(request, exc)
     dialect = (await _route_name(request)).split(".")[0]
     renderer = request.app[ERROR_RENDERERS].get(dialect, render_default)
-    return renderer(request, error)
+    response = renderer(request, error)
+    if isinstance(exc, TokenStoreError) and exc.closes_connection:
+        response.force_close()
+    return response
 
 
 async def _route_name(request: web.Request) -> str:
