@@ -1,4 +1,5 @@
 """One serving process: listen, run until SIGTERM or SIGINT, then shut down gracefully.
+Connections are served by ``service.protocol`` (client timeouts, the connection limit).
 
 Shutdown, in order:
 
@@ -84,14 +85,23 @@ async def serve(
 
 
 def _check_file_limit(settings: Settings) -> None:
-    """Warn if the connection limit cannot be reached: accept() would fail first (EMFILE)."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    """Make room for the connection limit in the open-file limit, raising the soft limit up to
+    the hard one if need be (many systems start processes at 1024); warn if it cannot be
+    reached, since accept() would then fail first (EMFILE)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # Besides client connections: the Redis pool (per node on a Cluster), logs, the listener.
     needed = settings.max_connections + settings.redis_pool_size + 64
-    if soft != resource.RLIM_INFINITY and soft < needed:
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    except (ValueError, OSError):
+        raised = soft
+    if raised < needed:
         log.warning(
             "the open-file limit is below what the connection limit needs",
-            extra={"nofile": soft, "needed": needed, "max_connections": settings.max_connections},
+            extra={"nofile": raised, "needed": needed, "max_connections": settings.max_connections},
         )
 
 
