@@ -42,7 +42,9 @@ class AppCursor:
         if not cursor:
             return cls()
         number, _, last_id = cursor.partition(".")
-        if not number.isdigit() or int(number) >= APP_BUCKETS or tokens.parse_id(last_id) is None:
+        # ASCII digits, few of them: int() refuses "²" and numbers of over 4,300 digits.
+        digits = number.isascii() and number.isdigit() and len(number) <= 5
+        if not digits or int(number) >= APP_BUCKETS or tokens.parse_id(last_id) is None:
             raise BadRequest("not a cursor of this listing", code="invalid_cursor")
         return cls(int(number), last_id)
 

@@ -2,7 +2,8 @@
 
 TokenStoreError
 ├── BadRequest          400  malformed or invalid input
-│   └── PayloadTooLarge 413
+│   ├── PayloadTooLarge 413
+│   └── RequestTimeout  408  the body did not arrive in time (the connection is closed)
 ├── Unauthorized        401  missing or wrong credentials
 ├── Forbidden           403  valid credentials, not allowed
 ├── NotFound            404  no such resource (or not visible to the caller)
@@ -18,6 +19,7 @@ from typing import ClassVar
 class TokenStoreError(Exception):
     status: ClassVar[int] = 500
     default_code: ClassVar[str] = "internal_error"
+    closes_connection: ClassVar[bool] = False  # the answer ends its connection
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -33,6 +35,12 @@ class BadRequest(TokenStoreError):
 class PayloadTooLarge(BadRequest):
     status = 413
     default_code = "payload_too_large"
+
+
+class RequestTimeout(BadRequest):
+    status = 408
+    default_code = "request_timeout"
+    closes_connection = True  # the rest of the request may never come
 
 
 class Unauthorized(TokenStoreError):

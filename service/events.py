@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from service import json_limits
+
 
 class EventKind(enum.StrEnum):
     TOKEN = "token"  # tokens named by id (revoked one by one, or evicted by the per-user limit)
@@ -73,7 +75,7 @@ class RevocationEvent:
             actor=str(fields.get("actor", "anonymous")),
             via=_text(fields.get("via")),
             at=_number(fields.get("at")) or 0,
-            info=orjson.loads(info) if isinstance(info, str) and info else None,
+            info=_info(info),
         )
 
     # --- what clients see ---------------------------------------------------------------------
@@ -119,7 +121,14 @@ def _text(value: Any) -> str | None:
 def _number(value: Any) -> int | None:
     if isinstance(value, int):
         return value
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    digits = isinstance(value, str) and value.isascii() and value.isdigit()
+    return int(value) if digits and len(value) <= 20 else None
+
+
+def _info(stored: Any) -> dict[str, Any] | None:
+    # Stored before nesting was bounded, or damaged: left out rather than fail a listing.
+    value = json_limits.loads_stored(stored) if isinstance(stored, str) and stored else None
+    return value if isinstance(value, dict) else None
 
 
 def openapi_kinds(*kinds: EventKind) -> dict[str, list[str]]:

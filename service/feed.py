@@ -36,7 +36,7 @@ READ_COUNT = 500
 # A subscriber this far behind is cut off; it reconnects and replays from Redis instead.
 QUEUE_LIMIT = 10_000
 IDS_PER_MESSAGE = 500
-_ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})")
+_ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})", re.ASCII)  # \d alone admits any script's digits
 
 
 def parse_event_id(raw: str) -> tuple[int, int] | None:

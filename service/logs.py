@@ -3,6 +3,8 @@
 Each line has ``ts`` (UTC, ms), ``level``, ``logger``, ``msg`` and ``pid``; the ``extra``
 fields of the call; ``request_id`` when logged while a request is handled; ``exc`` with the
 traceback of an exception. Callers pass only bounded, non-secret values: never a token.
+Records of aiohttp and asyncio, which may quote a request, are rewritten by
+``redaction.RequestDataFilter`` to keep only safe facts.
 
 Lines are written in batches (``BufferedStderrHandler``): a write to stderr per request line
 cost a quarter of an introspection's time. A WARNING or worse is written at once, with the
@@ -23,11 +25,10 @@ from typing import IO, Any
 
 import orjson
 
+from service.redaction import STANDARD_FIELDS, RequestDataFilter
+
 # Set by service.api.observe for the duration of a request (and of the tasks it starts).
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
-
 
 _PID = os.getpid()  # a worker is spawned, not forked: this module is imported in it anew
 FLUSH_AFTER_S = 0.1
@@ -62,7 +63,7 @@ class JsonFormatter(logging.Formatter):
         line = _line(
             record.created, record.levelno, record.name, record.getMessage(), record.process
         )
-        line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
+        line.update((k, v) for k, v in record.__dict__.items() if k not in STANDARD_FIELDS)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
@@ -96,7 +97,10 @@ def _sole_handler(logger: logging.Logger, level: int) -> BufferedStderrHandler |
     if node is None or len(node.handlers) != 1:
         return None
     handler = node.handlers[0]
-    if type(handler) is not BufferedStderrHandler or handler.filters or level < handler.level:
+    if type(handler) is not BufferedStderrHandler or level < handler.level:
+        return None
+    # configure()'s filter rewrites aiohttp's and asyncio's records only, never the caller's.
+    if any(type(f) is not RequestDataFilter for f in handler.filters):
         return None
     return handler
 
@@ -157,11 +161,14 @@ class BufferedStderrHandler(logging.Handler):
 def configure(level: str) -> None:
     handler = BufferedStderrHandler()
     handler.setFormatter(JsonFormatter())
+    # On the handler, not on loggers: a logger's filter misses the records of its children.
+    handler.addFilter(RequestDataFilter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Our lines name no source file or thread: skip finding them for every record (what the
     # logging module's own comment on _srcfile advises to avoid that overhead).
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
-    # Requests are logged by service.api.observe; aiohttp's own access log stays off.
+    # Requests are logged by service.api.observe; aiohttp's own access log stays off (its line
+    # holds the request line, query string included).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

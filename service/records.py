@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from service import json_limits
+
 DEFAULT_TYPE = "DEFAULT"
 SEP = b"\x1f"
 # Times are unsigned big-endian integers (epoch ms until the year 10889, us until 4253).
@@ -137,8 +139,9 @@ class TokenRecord:
         raw = self._pieces[6]
         if not raw:
             return None
-        value: dict[str, Any] = orjson.loads(raw)
-        return value
+        # Stored before nesting was bounded, or damaged: left out rather than fail an answer.
+        value = json_limits.loads_stored(raw)
+        return value if isinstance(value, dict) else None
 
     @property
     def created_at(self) -> int:

@@ -1,4 +1,5 @@
 """One serving process: listen, run until SIGTERM or SIGINT, then shut down gracefully.
+Connections are served by ``service.protocol`` (client timeouts, the connection limit).
 
 Shutdown, in order:
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from service.lifecycle import LIFECYCLE
+from service.protocol import ClientLimits, HardenedRunner
 from service.settings import Settings
 
 log = logging.getLogger("tokenstore.runner")
@@ -49,7 +52,16 @@ async def serve(
     app: web.Application, settings: Settings, *, reuse_port: bool, parent_sentinel: int | None
 ) -> int:
     stop = _stop_event(parent_sentinel)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    runner = HardenedRunner(
+        app,
+        limits=ClientLimits(settings.header_timeout, settings.max_connections),
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+        # After an answer, an unread body is read and dropped (so the client sees the answer
+        # before the connection closes) for no longer than a body may take.
+        lingering_time=settings.body_timeout,
+    )
     await runner.setup()
     address = {"host": settings.host, "port": settings.port}
     try:
@@ -60,6 +72,7 @@ async def serve(
             log.error("cannot listen: %s", exc, extra=address)
             return 1
         log.info("listening", extra=address)
+        _check_file_limit(settings)
         await stop.wait()
         app[LIFECYCLE].drain()
         log.info("shutdown: not ready", extra={"delay_s": settings.shutdown_delay})
@@ -69,6 +82,27 @@ async def serve(
         await runner.cleanup()
     log.info("shutdown: done")
     return 0
+
+
+def _check_file_limit(settings: Settings) -> None:
+    """Make room for the connection limit in the open-file limit, raising the soft limit up to
+    the hard one if need be (many systems start processes at 1024); warn if it cannot be
+    reached, since accept() would then fail first (EMFILE)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Besides client connections: the Redis pool (per node on a Cluster), logs, the listener.
+    needed = settings.max_connections + settings.redis_pool_size + 64
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    except (ValueError, OSError):
+        raised = soft
+    if raised < needed:
+        log.warning(
+            "the open-file limit is below what the connection limit needs",
+            extra={"nofile": raised, "needed": needed, "max_connections": settings.max_connections},
+        )
 
 
 def _stop_event(parent_sentinel: int | None) -> asyncio.Event:

@@ -151,6 +151,18 @@ class Settings:
         1, parse_workers, "Processes sharing the port (SO_REUSEPORT). 0 or `auto`: one per CPU."
     )
     log_user_ids: bool = _setting(False, _bool, "Put the user id of the path in request logs.")
+    header_timeout: float = _setting(
+        10.0, _float_in(0.05, 3600), "Seconds a client has to send a request head, once begun."
+    )
+    body_timeout: float = _setting(
+        10.0, _float_in(0.05, 3600), "Seconds a client has to send a request body (408 past it)."
+    )
+    keepalive_timeout: float = _setting(
+        75.0, _float_in(0.05, 3600), "Seconds an idle connection is kept open."
+    )
+    max_connections: int = _setting(
+        1000, _int_in(1, 1_000_000), "Open connections per process; more get 503 and are closed."
+    )
 
     def __post_init__(self) -> None:
         if self.default_ttl > self.max_ttl:

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from service import json_limits
 from service.errors import BadRequest, PayloadTooLarge
 
 MAX_ID_CHARS = 256
@@ -46,7 +47,12 @@ def optional_name(name: str, value: str | None) -> str | None:
 
 
 def metadata(value: dict[str, Any] | None, limit: int) -> dict[str, Any] | None:
-    if value is not None and len(orjson.dumps(value)) > limit:
+    if value is None:
+        return None
+    # Checked first: orjson cannot even measure what nests more than 254 deep.
+    if json_limits.too_deep(value, json_limits.MAX_DEPTH - 1):
+        raise BadRequest(f"metadata must nest at most {json_limits.MAX_DEPTH - 1} deep")
+    if len(orjson.dumps(value)) > limit:
         raise PayloadTooLarge(f"metadata must be at most {limit} bytes of JSON")
     return value or None
 

@@ -10,6 +10,13 @@ from helpers import Client, dump_values
 from service.redis_client import AnyRedis
 
 TOKEN_ID = "0123abcd-0000-4000-8000-0123456789ab"
+
+
+def nested(depth: int) -> Any:
+    """A JSON object nested ``depth`` deep ({} is 1 deep)."""
+    return {} if depth <= 1 else {"a": nested(depth - 1)}
+
+
 BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     # method, path, body (bytes: raw; None: no body; else JSON), status
     ("POST", "/v1/tokens", b"{not json", 400),
@@ -33,6 +40,13 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "scopes": [1]}, 400),
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "metadata": [1]}, 400),
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "metadata": {"x": "y" * 5000}}, 413),
+    # Nesting: the body may be 32 deep (its metadata 31); deeper is refused before any write.
+    ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "metadata": nested(32)}, 400),
+    ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "metadata": nested(252)}, 400),
+    ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "metadata": nested(254)}, 400),
+    ("POST", "/v1/tokens", b'{"user_id": "u", "app_id": "a", "x": ' + b"[" * 2000, 400),
+    ("POST", "/v1/introspect", {"token": "t", "x": nested(40)}, 400),
+    ("POST", "/v1/revoke", {"token": "t", "x": nested(300)}, 400),
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "type": ""}, 400),
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "device_name": "d" * 300}, 400),
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "token": ""}, 400),
@@ -52,6 +66,15 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("GET", "/v1/apps/app/tokens?limit=abc", None, 400),
     ("GET", "/v1/apps/app/tokens?limit=1001", None, 400),
     ("GET", "/v1/apps/app/tokens?cursor=nonsense", None, 400),
+    # Absurd numbers: thousands of digits, digits that are not ASCII.
+    ("GET", "/v1/apps/app/tokens?limit=" + "1" * 5000, None, 400),
+    ("GET", "/v1/apps/app/tokens?limit=" + "0" * 4999 + "5", None, 400),
+    ("GET", "/v1/apps/app/tokens?limit=%D9%A3", None, 400),  # ARABIC-INDIC DIGIT THREE
+    ("GET", "/v1/apps/app/tokens?limit=%C2%B2", None, 400),  # SUPERSCRIPT TWO
+    ("GET", f"/v1/apps/app/tokens?cursor=%C2%B2.{TOKEN_ID}", None, 400),
+    ("GET", f"/v1/apps/app/tokens?cursor=%D9%A3.{TOKEN_ID}", None, 400),
+    ("GET", f"/v1/apps/app/tokens?cursor={'1' * 5000}.{TOKEN_ID}", None, 400),
+    ("GET", "/v1/events?last_event_id=%D9%A3-0", None, 400),
     ("GET", "/v1/nothing-here", None, 404),
     ("PUT", "/v1/tokens", None, 405),
     ("GET", "/v1/introspect", None, 405),

@@ -36,6 +36,10 @@ def test_defaults_and_overrides() -> None:
         ("TOKENSTORE_CACHE_MAX_AGE", "-1"),
         ("TOKENSTORE_NEGATIVE_CACHE_MAX_AGE", "1h"),
         ("TOKENSTORE_FEED_HEARTBEAT", "0"),
+        ("TOKENSTORE_HEADER_TIMEOUT", "0"),
+        ("TOKENSTORE_BODY_TIMEOUT", "-1"),
+        ("TOKENSTORE_KEEPALIVE_TIMEOUT", "forever"),
+        ("TOKENSTORE_MAX_CONNECTIONS", "0"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

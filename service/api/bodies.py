@@ -1,28 +1,64 @@
-"""Reading request bodies and query strings strictly: wrong types and unknown fields are 400s."""
+"""Reading request bodies and query strings strictly: wrong types and unknown fields are 400s,
+and so is JSON nested more than ``json_limits.MAX_DEPTH`` deep (every JSON body is read here)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
-from service.errors import BadRequest, PayloadTooLarge
+from service import json_limits
+from service.api.responses import SETTINGS
+from service.errors import BadRequest, PayloadTooLarge, RequestTimeout
+
+
+@asynccontextmanager
+async def _reading(request: web.Request) -> AsyncIterator[None]:
+    """While a body is read: it must arrive within ``TOKENSTORE_BODY_TIMEOUT`` (408), and what
+    cannot be read is the client's error, a 4xx."""
+    seconds = request.app[SETTINGS].body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {seconds} s") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body must be at most {request.client_max_size} bytes") from None
+    except web.RequestPayloadError:  # bad chunked framing or content encoding
+        raise BadRequest("the body could not be decoded", code="invalid_body") from None
+    except ConnectionResetError:  # the client left half-way: nobody reads this answer
+        raise BadRequest("the body was cut short", code="invalid_body") from None
+
+
+async def read_body(request: web.Request) -> bytes:
+    async with _reading(request):
+        return await request.read()
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"the body must be at most {request.client_max_size} bytes") from None
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+    body = parse_json(await read_body(request))
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     return body
+
+
+def parse_json(raw: bytes, *, code: str = "invalid_json", deep_code: str = "json_too_deep") -> Any:
+    """A JSON body, nested at most ``json_limits.MAX_DEPTH`` deep; else a 400 with ``code``
+    (not JSON) or ``deep_code`` (too deep)."""
+    too_deep = f"the body nests JSON more than {json_limits.MAX_DEPTH} deep"
+    try:
+        return json_limits.loads(raw)
+    except json_limits.TooDeep:
+        raise BadRequest(too_deep, code=deep_code) from None
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson's own bound, 1024
+            raise BadRequest(too_deep, code=deep_code) from None
+        raise BadRequest("the body is not valid JSON", code=code) from None
 
 
 class Fields:
@@ -72,7 +108,13 @@ def query_int(query: MultiMapping[str], name: str, default: int, low: int, high:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only (str.isdigit admits "²", which int() refuses) and few of them (int()
+    # refuses more than 4,300): anything else is the caller's mistake, a 400.
+    if (
+        not (raw.isascii() and raw.isdigit())
+        or len(raw) > len(str(high))
+        or not low <= int(raw) <= high
+    ):
         raise BadRequest(f"{name} must be an integer from {low} to {high}", code="invalid_query")
     return int(raw)
 
@@ -85,7 +127,8 @@ async def form_fields(request: web.Request) -> dict[str, str]:
     if request.content_type not in FORM_TYPES:
         raise BadRequest("the body must be application/x-www-form-urlencoded")
     try:
-        fields = await request.post()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"the body must be at most {request.client_max_size} bytes") from None
+        async with _reading(request):
+            fields = await request.post()
+    except (ValueError, LookupError):  # an unknown charset, undecodable text, a bad multipart
+        raise BadRequest("the form body could not be read", code="invalid_body") from None
     return {k: v for k, v in fields.items() if isinstance(v, str)}

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from service.api.responses import json_response
 from service.errors import TokenStoreError, Unauthorized, Unavailable
+from service.redaction import safe_traceback
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,37 @@ def _from_exception(request: web.Request, exc: BaseException) -> HttpError:
         return HttpError(exc.status, exc.code, exc.message, headers)
     if isinstance(exc, web.HTTPException):
         phrase = HTTPStatus(exc.status).phrase
-        code = phrase.lower().replace(" ", "_")
+        code = _code(exc.status)
         headers = {k: v for k, v in exc.headers.items() if k in {"Allow", "WWW-Authenticate"}}
         messages = {
             404: f"no such route: {request.method} {request.path}",
             405: f"method {request.method} is not allowed on {request.path}",
         }
         return HttpError(exc.status, code, messages.get(exc.status, phrase), headers)
-    log.exception("unexpected error", exc_info=exc)
+    # Without the exception's message: it may quote the request (int() quotes its argument).
+    log.error("unexpected error", extra={"error": type(exc).__name__, "exc": safe_traceback(exc)})
     return HttpError(500, "internal_error", "unexpected error; it has been logged")
+
+
+def _code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_")
+    except ValueError:
+        return "bad_request" if status < 500 else "internal_error"
+
+
+def protocol_error(status: int, exc: BaseException | None) -> web.Response:
+    """The answer to a request aiohttp could not parse (or a failure outside any handler):
+    the default JSON error, naming the exception's class only (its message quotes the
+    request), and the connection closed."""
+    if status == 500:
+        error = HttpError(500, "internal_error", "unexpected error; it has been logged")
+    else:
+        detail = f" ({type(exc).__name__})" if exc is not None else ""
+        error = HttpError(status, _code(status), f"malformed HTTP request{detail}")
+    response = json_response({"error": error.code, "message": error.message}, error.status)
+    response.force_close()
+    return response
 
 
 async def render_exception(request: web.Request, exc: Exception) -> web.StreamResponse:
@@ -68,7 +91,10 @@ async def render_exception(request: web.Request, exc: Exception) -> web.StreamRe
     error = _from_exception(request, exc)
     dialect = (await _route_name(request)).split(".")[0]
     renderer = request.app[ERROR_RENDERERS].get(dialect, render_default)
-    return renderer(request, error)
+    response = renderer(request, error)
+    if isinstance(exc, TokenStoreError) and exc.closes_connection:
+        response.force_close()
+    return response
 
 
 async def _route_name(request: web.Request) -> str:

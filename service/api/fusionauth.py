@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from service.api.access import principal
-from service.api.bodies import form_fields
+from service.api.bodies import form_fields, parse_json, read_body
 from service.api.errors import HttpError
 from service.api.openapi_compat import TOKEN_ID_UUID
 from service.api.openapi_parts import json_body, param, ref
@@ -75,13 +74,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
     """A DELETE may carry criteria as JSON or as a form; a body of nothing or null is none."""
     if request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         return dict(await form_fields(request))
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("the body is not valid JSON", code="[invalid]body") from None
+    body = parse_json(raw, code="[invalid]body", deep_code="[invalid]body")
     if body is None:
         return {}
     if not isinstance(body, dict):
