@@ -266,7 +266,8 @@ def _report_breakdown(m: Measured) -> None:
         raw_lp, allocated = zip(*s["listpacks"], strict=True)
         say(
             f"  a listpack user hash: listpack {statistics.fmean(raw_lp):.1f} B (allocated"
-            f" {statistics.fmean(allocated):.1f} B: jemalloc classes), robj {ROBJ} B, key name"
+            f" {statistics.fmean(allocated):.1f} B; by jemalloc class:"
+            f" {dict(sorted(Counter(allocated).items()))}), robj {ROBJ} B, key name"
             f" {s['key_name']:.0f} characters ({_size_class(round(s['key_name']) + 4)} B)"
         )
     owner = statistics.fmean(s["owner_sizes"])

@@ -289,8 +289,9 @@ async def _revoke_and_sweep(
 
 
 def _report_sweep(admin: redis.Redis, pings: list[float], stats: dict[str, Any]) -> None:
-    worst = _worst_commands(admin)
+    # LATENCY first: a long SLOWLOG GET would show in the LATENCY monitor as a slow command.
     latest = cast(Any, admin).execute_command("LATENCY", "LATEST")
+    worst = _worst_commands(admin)
     say("  slowest command of each kind in Redis during DELETE + sweep (SLOWLOG):")
     for line in worst or ["(none above the slowlog threshold)"]:
         say(f"    {line}")
