@@ -78,6 +78,10 @@ class Api:
         answers = await asyncio.gather(*map(self.introspect, tokens))
         return sum(1 for answer in answers if answer.get("active") is True)
 
+    async def list_user(self, user_id: str) -> list[dict[str, Any]]:
+        answer, _ = await self.call("GET", f"/v1/users/{quote(user_id, safe='')}/tokens")
+        return list(answer["tokens"])
+
     async def revoke_user(self, user_id: str) -> tuple[list[str], float]:
         answer, elapsed = await self.call("DELETE", f"/v1/users/{quote(user_id, safe='')}/tokens")
         return list(answer["revoked"]), elapsed

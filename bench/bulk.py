@@ -1,12 +1,14 @@
-"""Writing many tokens fast, exactly as the service writes them.
+"""Writing many tokens fast, exactly as the service writes them (storage layout v2).
 
 ``BulkIssuer`` replays ``TokenService.issue`` for a minted token: the same validation
-(``TokenService.draft``), the same key names (``TokenStore.keys``), the same record fields
-(``TokenDraft.fields``), the same token format and digest (``service.tokens``) and the same two
-Lua scripts (``service/lua/index_app.lua`` then ``issue.lua``, loaded from the package), in
-the same order. Only the round trips differ: many tokens share one pipeline (standalone
-Redis only). ``check_same_layout`` compares what it writes with what ``TokenService.issue``
-writes, key by key, so a change in the service that the replay misses stops the benchmark.
+(``TokenService.draft``), the same token id and value (``TokenStore.user_tag``,
+``service.tokens``), the same key names (``TokenStore.keys``) and the same two scripts with
+the same arguments, in the same order: ``index_app.lua`` (``AppIndex.add_user``) then
+``issue.lua`` with ``lib.lua`` in front (``TokenStore.issue``), their text taken from
+``service.redis_ops``, where the store loads them. Only the round trips differ: many tokens
+share one pipeline (standalone Redis only). ``check_same_layout`` compares what it writes with
+what ``TokenService.issue`` writes, key by key, so a change in the service that the replay
+misses stops the benchmark.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
-from importlib.resources import files
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -23,51 +24,50 @@ from redis.asyncio import Redis
 from bench.harness import say
 from bench.workload import Spec
 from service import tokens
+from service.clock import now_ms
+from service.keys import OWNER_FIELD, PRUNE_CURSOR_FIELD
+from service.records import HEADER_BYTES, SEP, json_text
+from service.redis_ops import _source
 from service.scope import EVERYTHING
 from service.service import Actor, TokenService
-from service.store import now_ms
+from service.store import PRUNE_BUDGET, TokenStore
 from service.tokens import TokenId
 
 SCRIPTS = ("index_app", "issue")
+# A record: expiry ms (11 hex), created us (13 hex), digest (16 B), flags (1), pieces.
+_DIGEST = slice(24, 40)
 
 
 class BulkIssuer:
-    def __init__(
-        self, service: TokenService, ttl: int, script_edits: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        """``script_edits``: (old, new) text replacements in the scripts, to prototype layouts."""
+    def __init__(self, service: TokenService, store: TokenStore, ttl: int) -> None:
+        """``store``: the TokenStore behind ``service`` (the Store protocol hides its keys)."""
+        if service.store is not store:
+            raise ValueError("store must be the service's own store")
         self.service = service
-        self._edits = list(script_edits)
-        self.keys = service.store.keys
+        self.store = store
+        self.keys = store.keys
         self.ttl_ms = ttl * 1000
         self._client: Redis | None = None
-        self._tag_key = b""
         self._sha: dict[str, str] = {}
         self._tags: dict[str, str] = {}
 
     async def open(self) -> None:
-        client = await self.service.store.client()
+        client = await self.store.client()
         if not isinstance(client, Redis):
             raise RuntimeError("bulk writes need a standalone Redis (pipelines across slots)")
         self._client = client
-        self._tag_key = await self.service.store.tag_key()
         for name in SCRIPTS:
-            source = (files("service") / "lua" / f"{name}.lua").read_text()
-            for old, new in self._edits:
-                if name == "issue" and old not in source:
-                    raise RuntimeError(f"issue.lua has no {old!r} to edit")
-                source = source.replace(old, new)
-            self._sha[name] = await cast(Any, client).script_load(source)
+            self._sha[name] = await cast(Any, client).script_load(_source(name))
 
-    def _tag(self, user_id: str) -> str:
+    async def _tag(self, user_id: str) -> str:
         tag = self._tags.get(user_id)
         if tag is None:
             if len(self._tags) > 100_000:
                 self._tags.clear()
-            tag = self._tags[user_id] = tokens.user_tag(self._tag_key, user_id)
+            tag = self._tags[user_id] = await self.store.user_tag(user_id)
         return tag
 
-    def _queue(self, pipe: Any, spec: Spec) -> tuple[TokenId, str]:
+    async def _queue(self, pipe: Any, spec: Spec) -> tuple[TokenId, str]:
         """Queue one token's two scripts, as TokenService.issue runs them; returns its value."""
         draft = self.service.draft(
             user_id=spec.user_id,
@@ -77,16 +77,17 @@ class BulkIssuer:
             client_name=spec.client_name,
             device_name=spec.device_name,
         )
-        tag = self._tag(draft.user_id)
-        now = now_ms()
-        bucket = self.keys.app_bucket_of(draft.app_id, tag)
-        pipe.evalsha(self._sha["index_app"], 1, bucket, tag, now + self.ttl_ms + 1000, now)
-        tid = tokens.new_id(tag)
+        tid = tokens.new_id(await self._tag(draft.user_id))  # TokenStore.new_id
         value = tokens.mint(tid)
-        keys = [self.keys.token(tid), self.keys.user_index(tag)]
-        args = [tid.rid, self.ttl_ms, self.service.settings.max_tokens_per_user]
-        args += [self.keys.token_prefix(tag), *draft.redis_fields(tokens.digest(value))]
-        pipe.evalsha(self._sha["issue"], 2, *keys, *args)
+        digest = tokens.digest(value)
+        # TokenStore.issue: AppIndex.add_user (index_app.lua), then issue.lua.
+        now = now_ms()
+        bucket = self.keys.app_bucket_of(draft.app_id, tid.tag)
+        pipe.evalsha(self._sha["index_app"], 1, bucket, tid.tag, now + self.ttl_ms + 1000, now)
+        user, app = json_text(draft.user_id), json_text(draft.app_id)
+        max_tokens = self.service.settings.max_tokens_per_user
+        args = [tid.rid, self.ttl_ms, max_tokens, user, app, digest, draft.tail_pieces()]
+        pipe.evalsha(self._sha["issue"], 1, self.keys.user(tid.tag), *args, PRUNE_BUDGET)
         return tid, value
 
     async def issue(
@@ -101,14 +102,14 @@ class BulkIssuer:
         """Issue every spec; returns (spec, id, token value) of those whose index ``keep``s."""
         assert self._client is not None, "open() first"
         kept: list[tuple[Spec, TokenId, str]] = []
-        in_flight: set[asyncio.Task[Any]] = set()
+        in_flight: set[asyncio.Task[None]] = set()
         numbered = enumerate(specs)
         done_count, started = 0, time.monotonic()
         try:
             while chunk := list(itertools.islice(numbered, batch)):
                 pipe = self._client.pipeline(transaction=False)
                 for i, spec in chunk:
-                    tid, value = self._queue(pipe, spec)
+                    tid, value = await self._queue(pipe, spec)
                     if keep(i):
                         kept.append((spec, tid, value))
                 while len(in_flight) >= parallel:
@@ -117,7 +118,7 @@ class BulkIssuer:
                     )
                     for task in finished:
                         task.result()
-                in_flight.add(asyncio.create_task(pipe.execute()))
+                in_flight.add(asyncio.create_task(_execute(pipe)))
                 done_count += len(chunk)
                 if progress_every and done_count % progress_every < batch:
                     rate = done_count / (time.monotonic() - started)
@@ -131,19 +132,38 @@ class BulkIssuer:
         return kept
 
 
-async def _shape(client: Any, service: TokenService, tid: TokenId, app_id: str) -> dict[str, Any]:
-    """What Redis holds for one token, with every id-dependent part left out."""
-    keys = service.store.keys
-    token_key = keys.token(tid)
-    user_key = keys.user_index(tid.tag)
+async def _execute(pipe: Any) -> None:
+    replies: list[Any] = await pipe.execute()
+    # issue.lua answers false (None here) when the drawn id is taken: 1 in 2**64 per user.
+    if any(reply is None for reply in replies[1::2]):
+        raise RuntimeError("a bulk-drawn token id clashed; run again")
+
+
+async def _shape(
+    client: Any, store: TokenStore, tid: TokenId, app_id: str, value: str
+) -> dict[str, Any]:
+    """What Redis holds for one token, with every id- and time-dependent part left out."""
+    keys = store.keys
+    user_key = keys.user(tid.tag)
     app_key = keys.app_bucket_of(app_id, tid.tag)
-    raw = await client.hgetall(token_key)
+    fields: dict[bytes, bytes] = await client.hgetall(user_key)
+    record = fields.get(tid.rid.encode(), b"")
+    owner = fields.get(OWNER_FIELD.encode(), b"")
+    others = sorted(k.decode() for k in fields if k not in (tid.rid.encode(), OWNER_FIELD.encode()))
+    lifetime_ms = int(record[:11], 16) - int(record[11:24], 16) // 1000 if record else 0
     shape: dict[str, Any] = {
-        "token.fields": {k.decode(): len(v) for k, v in raw.items()},
-        "user.has_rid": await client.zscore(user_key, tid.rid) is not None,
+        "user.fields": [PRUNE_CURSOR_FIELD if k == PRUNE_CURSOR_FIELD else len(k) for k in others],
+        "user.owner_bytes": len(owner),
+        "record.bytes": len(record),
+        "record.header_is_hex": all(chr(c) in "0123456789abcdef" for c in record[:24]),
+        "record.lifetime_ms": lifetime_ms,
+        "record.digest_matches": record[_DIGEST] == tokens.digest(value),
+        # flags and pieces: equal byte for byte (the same spec; the user piece is the owner's)
+        "record.tail": record[HEADER_BYTES - 1 :],
+        "record.pieces": len(record[HEADER_BYTES:].split(SEP)),
         "app.has_tag": await client.zscore(app_key, tid.tag) is not None,
     }
-    for name, key in (("token", token_key), ("user", user_key), ("app", app_key)):
+    for name, key in (("user", user_key), ("app", app_key)):
         shape[f"{name}.type"] = (await client.type(key)).decode()
         shape[f"{name}.encoding"] = (await client.object("encoding", key)).decode()
         shape[f"{name}.ttl"] = await client.pttl(key) > 0
@@ -152,8 +172,8 @@ async def _shape(client: Any, service: TokenService, tid: TokenId, app_id: str) 
 
 async def check_same_layout(issuer: BulkIssuer, spec: Spec, other_user: str) -> None:
     """Stop unless the bulk writer stores a token exactly as TokenService.issue does."""
-    service = issuer.service
-    client = await service.store.client()
+    service, store = issuer.service, issuer.store
+    client = await store.client()
     draft = service.draft(
         user_id=spec.user_id,
         app_id=spec.app_id,
@@ -168,12 +188,14 @@ async def check_same_layout(issuer: BulkIssuer, spec: Spec, other_user: str) -> 
         other_user, spec.app_id, spec.type, spec.scopes, spec.client_name, spec.device_name
     )
     [(_, via_bulk, value)] = await issuer.issue([bulk_spec], keep=lambda i: True)
-    assert via_service is not None
-    expected = await _shape(client, service, via_service, spec.app_id)
-    got = await _shape(client, service, via_bulk, spec.app_id)
+    assert via_service is not None and issued.token is not None
+    expected = await _shape(client, store, via_service, spec.app_id, issued.token)
+    got = await _shape(client, store, via_bulk, spec.app_id, value)
     # The user ids differ only in their value; equal lengths give equal field sizes.
     if expected != got or len(spec.user_id) != len(other_user):
         raise RuntimeError(f"bulk layout differs from the service's:\n{expected}\n{got}")
+    if not expected["record.digest_matches"] or expected["record.lifetime_ms"] != issuer.ttl_ms:
+        raise RuntimeError(f"unexpected record from the service: {expected}")
     record = await service.introspect(value, scope=EVERYTHING)
     if record is None or record.user_id != other_user:
         raise RuntimeError("a bulk-written token does not introspect active")

@@ -88,8 +88,8 @@ async def _populate(issuer: BulkIssuer, args: argparse.Namespace) -> Population:
     return Population([value for _, _, value in kept], control_tokens, written)
 
 
-def _bucket_census(admin: redis.Redis, service: TokenService) -> str:
-    keys = service.store.keys
+def _bucket_census(admin: redis.Redis, store: TokenStore) -> str:
+    keys = store.keys
     pipe = admin.pipeline(transaction=False)
     for bucket in range(APP_BUCKETS):
         pipe.zcard(keys.app_bucket(APP, bucket))
@@ -233,7 +233,7 @@ async def _revoke_and_sweep(
     service = TokenService(store, settings)
     admin = admin_client(url)
     try:
-        issuer = BulkIssuer(service, TOKEN_TTL)
+        issuer = BulkIssuer(service, store, TOKEN_TTL)
         await issuer.open()
         banner(f"writing {args.tokens:,} tokens of one app, {args.tokens_per_user} per user")
         pop = await _populate(issuer, args)
@@ -242,7 +242,7 @@ async def _revoke_and_sweep(
             f"  written in {pop.written_s:.1f} s ({args.tokens / pop.written_s:,.0f} tokens/s); "
             f"{admin.dbsize():,} keys, used_memory {memory / 2**20:,.0f} MiB"
         )
-        say(f"  {_bucket_census(admin, service)}")
+        say(f"  {_bucket_census(admin, store)}")
         async with Api(api_url, credentials) as api:
             if await api.active_count(pop.tokens + pop.controls) != 2 * len(pop.tokens):
                 raise RuntimeError("sampled or control tokens are not active before the DELETE")
@@ -289,13 +289,14 @@ async def _revoke_and_sweep(
 
 
 def _report_sweep(admin: redis.Redis, pings: list[float], stats: dict[str, Any]) -> None:
-    worst = _worst_commands(admin)
+    # LATENCY first: a long SLOWLOG GET would show in the LATENCY monitor as a slow command.
     latest = cast(Any, admin).execute_command("LATENCY", "LATEST")
+    worst = _worst_commands(admin)
     say("  slowest command of each kind in Redis during DELETE + sweep (SLOWLOG):")
     for line in worst or ["(none above the slowlog threshold)"]:
         say(f"    {line}")
     say(
-        "    (HMGET, UNLINK, ZREM, HEXISTS... cost ~1-2 µs each: a long one there is the host"
+        "    (HMGET, HGET, HDEL, UNLINK, TIME... cost ~1-2 µs each: a long one there is the host"
         " descheduling Redis, not work; it bounds the noise of the others)"
     )
     events = ", ".join(f"{e[0]} max {e[3]} ms" for e in latest) or "none >= 1 ms"
