@@ -26,16 +26,15 @@ from bench.workload import Spec
 from service import tokens
 from service.clock import now_ms
 from service.keys import OWNER_FIELD, PRUNE_CURSOR_FIELD
-from service.records import HEADER_BYTES, SEP, json_text
+from service.records import CREATED, DIGEST, EXPIRES, HEADER_BYTES, SEP, json_text
 from service.redis_ops import _source
 from service.scope import EVERYTHING
 from service.service import Actor, TokenService
-from service.store import PRUNE_BUDGET, TokenStore
+from service.store import PRUNE_BUDGET, TokenStore, rid_field
 from service.tokens import TokenId
 
 SCRIPTS = ("index_app", "issue")
 # A record: expiry ms (11 hex), created us (13 hex), digest (16 B), flags (1), pieces.
-_DIGEST = slice(24, 40)
 
 
 class BulkIssuer:
@@ -86,7 +85,7 @@ class BulkIssuer:
         pipe.evalsha(self._sha["index_app"], 1, bucket, tid.tag, now + self.ttl_ms + 1000, now)
         user, app = json_text(draft.user_id), json_text(draft.app_id)
         max_tokens = self.service.settings.max_tokens_per_user
-        args = [tid.rid, self.ttl_ms, max_tokens, user, app, digest, draft.tail_pieces()]
+        args = [rid_field(tid), self.ttl_ms, max_tokens, user, app, digest, draft.tail_pieces()]
         pipe.evalsha(self._sha["issue"], 1, self.keys.user(tid.tag), *args, PRUNE_BUDGET)
         return tid, value
 
@@ -147,17 +146,18 @@ async def _shape(
     user_key = keys.user(tid.tag)
     app_key = keys.app_bucket_of(app_id, tid.tag)
     fields: dict[bytes, bytes] = await client.hgetall(user_key)
-    record = fields.get(tid.rid.encode(), b"")
+    field = rid_field(tid)
+    record = fields.get(field, b"")
     owner = fields.get(OWNER_FIELD.encode(), b"")
-    others = sorted(k.decode() for k in fields if k not in (tid.rid.encode(), OWNER_FIELD.encode()))
-    lifetime_ms = int(record[:11], 16) - int(record[11:24], 16) // 1000 if record else 0
+    others = sorted(k for k in fields if k not in (field, OWNER_FIELD.encode()))
+    expires, created = int.from_bytes(record[EXPIRES]), int.from_bytes(record[CREATED])
+    lifetime_ms = expires - created // 1000 if record else 0
     shape: dict[str, Any] = {
-        "user.fields": [PRUNE_CURSOR_FIELD if k == PRUNE_CURSOR_FIELD else len(k) for k in others],
+        "user.fields": [k.decode() if k == PRUNE_CURSOR_FIELD.encode() else len(k) for k in others],
         "user.owner_bytes": len(owner),
         "record.bytes": len(record),
-        "record.header_is_hex": all(chr(c) in "0123456789abcdef" for c in record[:24]),
         "record.lifetime_ms": lifetime_ms,
-        "record.digest_matches": record[_DIGEST] == tokens.digest(value),
+        "record.digest_matches": record[DIGEST] == tokens.digest(value),
         # flags and pieces: equal byte for byte (the same spec; the user piece is the owner's)
         "record.tail": record[HEADER_BYTES - 1 :],
         "record.pieces": len(record[HEADER_BYTES:].split(SEP)),

@@ -30,7 +30,7 @@ def _principal(request: web.Request) -> Principal:
 
 
 def patch() -> None:
-    native.RULES["v1.introspect"] = OPEN
+    native.DIALECT.rules["v1.introspect"] = OPEN
     native.principal = _principal  # type: ignore[attr-defined]
 
 

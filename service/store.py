@@ -32,8 +32,10 @@ from service.tokens import TokenId
 
 log = logging.getLogger(__name__)
 # Fields a write script looks at for expired tokens to prune, at most (about): a user with
-# many tokens is pruned over several writes, never in one long script.
-PRUNE_BUDGET = 64
+# many tokens is pruned over several writes, never in one long script. (64 cost an issue at
+# 1,000 tokens 276 us of Redis time, 16 cost 131 us: bench/README.md.) A compact (listpack)
+# hash is read whole, which hash-max-listpack-entries 128 bounds (deploy/README.md).
+PRUNE_BUDGET = 32
 
 
 class KeyspaceRefused(Unavailable):

@@ -41,6 +41,7 @@ REDIS_SETTINGS = {
     "lazyfree-lazy-expire": "yes",
     "zset-max-listpack-entries": "2048",
     "hash-max-listpack-value": "256",
+    "hash-max-listpack-entries": "128",
     "notify-keyspace-events": "",
 }
 

@@ -106,7 +106,7 @@ async def test_a_big_users_expired_tokens_are_pruned_a_bounded_number_at_a_time(
 ) -> None:
     store = _store(client)
     # Past the compact (listpack) encoding, where HSCAN returns all at once: a real hash table.
-    expiring = 10 * PRUNE_BUDGET + 40
+    expiring = 600  # over 512, Debian's hash-max-listpack-entries
     # None may expire while they are issued (the writes would prune them along the way).
     lifetime_s = 4.0
     start = time.monotonic()
@@ -129,9 +129,9 @@ async def test_a_big_users_expired_tokens_are_pruned_a_bounded_number_at_a_time(
     live = len(counts) + 1
     assert counts[-1] == live  # every expired token was pruned in the end ...
     if backend != "embedded":  # fakeredis's HSCAN does not count as Redis's does
-        assert len(counts) >= 3  # ... over several writes, none of which scanned the whole hash
+        assert len(counts) >= 3  # ... over several writes, none of which read the whole hash
         steps = [a - b for a, b in zip([expiring + 1, *counts], counts, strict=False)]
-        assert max(steps) <= 4 * PRUNE_BUDGET, steps
+        assert max(steps) <= 8 * PRUNE_BUDGET, steps  # COUNT is a hint: a bucket may hold more
     assert [r.user_id for r in await store.list_user("big")] == ["big"] * live
 
 

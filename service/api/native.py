@@ -199,5 +199,3 @@ DIALECT = Dialect("v1", (
             {"type": "object", "properties": {"revoked_before": {"type": "integer"}}},
             "Tokens created before this epoch ms are revoked"), **errors(400, 503)}}),
 ))  # fmt: skip
-# bench/noauth.py opens v1.introspect by patching this table before create_app reads it.
-RULES = DIALECT.rules
