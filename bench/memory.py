@@ -2,8 +2,8 @@
 
 ``python -m bench.memory [--tokens 1000000] [--mixes 1,5] [--levers]``
 
-For each tokens-per-user mix, a fresh redis-server (default settings) receives ``--tokens``
-typical tokens (``bench.workload``: UUID user ids, 10 apps, 2-3 scopes, client and device
+For each tokens-per-user mix, a fresh redis-server (with the memory settings we ship)
+receives ``--tokens`` typical tokens (``bench.workload``: UUID user ids, 10 apps, 2-3 scopes, client and device
 names, no metadata), written by ``bench.bulk.BulkIssuer`` exactly as the service writes them.
 It prints ``INFO memory`` used_memory delta / tokens, then a breakdown: ``MEMORY USAGE`` and
 ``OBJECT ENCODING`` of the user hashes (``h:{tag}``) of sampled tokens and of every app
@@ -31,8 +31,7 @@ import redis
 from bench.bulk import BulkIssuer, check_same_layout
 from bench.harness import admin_client, banner, info, machine, redis_server, say
 from bench.workload import APPS, population, user_id
-from service import tokens
-from service.keys import APP_BUCKETS, OWNER_FIELD
+from service.keys import APP_BUCKETS, OWNER_FIELD, RID_BYTES
 from service.service import TokenService
 from service.settings import Settings
 from service.store import TokenStore
@@ -53,13 +52,18 @@ class Variant:
     redis_args: tuple[str, ...] = ()
 
 
-BASELINE = Variant("baseline", "(redis-server defaults: hash-max-listpack-value 64)")
+# What compose.yaml and deploy/overlays/bundled-redis/redis.conf ship (memory-related part).
+SHIPPED = (
+    "--hash-max-listpack-value", "256",
+    "--hash-max-listpack-entries", "128",
+    "--zset-max-listpack-entries", "2048",
+)  # fmt: skip
+BASELINE = Variant("as shipped", "(the Redis settings of compose.yaml and deploy/)", SHIPPED)
 LEVERS = (
     Variant(
-        "hash-max-listpack-value 256",
-        "redis.conf hash-max-listpack-value 256: records up to 256 bytes keep a user hash in"
-        " the compact listpack encoding",
-        ("--hash-max-listpack-value", "256"),
+        "redis-server defaults",
+        "no memory settings: hash-max-listpack-value 64 turns every user hash into a hash table",
+        (),
     ),
 )
 
@@ -192,7 +196,7 @@ def _breakdown(url: str, store: TokenStore, m: Measured) -> dict[str, Any]:
         admin.close()
         raw.close()
     owner = OWNER_FIELD.encode()
-    records = [v for h in hashes for k, v in h.items() if len(k) == tokens.RID_CHARS]
+    records = [v for h in hashes for k, v in h.items() if len(k) == RID_BYTES]
     return {
         "user_usage": sum(user_usage),
         "user_unseen": sum(map(_unseen, user_enc, (len(h) for h in hashes))),
@@ -205,9 +209,7 @@ def _breakdown(url: str, store: TokenStore, m: Measured) -> dict[str, Any]:
         "key_name": statistics.fmean(len(key) for key in user_keys),
         "record_sizes": [len(r) for r in records],
         "owner_sizes": [len(h.get(owner, b"")) for h in hashes],
-        "other_fields": Counter(
-            k.decode() for h in hashes for k in h if len(k) != tokens.RID_CHARS
-        ),
+        "other_fields": Counter(k.decode() for h in hashes for k in h if len(k) != RID_BYTES),
         "limits": limits,
         "bucket_total": sum(bucket_usage),
         "bucket_enc": Counter(e for e in bucket_enc if e != "None"),
