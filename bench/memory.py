@@ -3,8 +3,9 @@
 ``python -m bench.memory [--tokens 1000000] [--mixes 1,5] [--levers]``
 
 For each tokens-per-user mix, a fresh redis-server (with the memory settings we ship)
-receives ``--tokens`` typical tokens (``bench.workload``: UUID user ids, 10 apps, 2-3 scopes, client and device
-names, no metadata), written by ``bench.bulk.BulkIssuer`` exactly as the service writes them.
+receives ``--tokens`` typical tokens (``bench.workload``: UUID user ids, 10 apps, 2-3 scopes,
+client and device names, no metadata), written by ``bench.bulk.BulkIssuer`` exactly as the
+service writes them.
 It prints ``INFO memory`` used_memory delta / tokens, then a breakdown: ``MEMORY USAGE`` and
 ``OBJECT ENCODING`` of the user hashes (``h:{tag}``) of sampled tokens and of every app
 bucket, and the keyspace entries (main and expires dict entries, table slots) from
