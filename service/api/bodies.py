@@ -23,6 +23,11 @@ async def _reading(request: web.Request) -> AsyncIterator[None]:
     cannot be read is the client's error, a 4xx."""
     seconds = request.app[SETTINGS].body_timeout
     try:
+        if request.content.is_eof():
+            # Whole already (a small body comes with its head): no timer to arm and cancel,
+            # which cost a twentieth of an introspection.
+            yield
+            return
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
