@@ -74,8 +74,9 @@ def start_redis_on(port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            if sync_redis.Redis(port=port, socket_timeout=0.2).ping():
-                return proc
+            with sync_redis.Redis(port=port, socket_timeout=0.2) as probe:  # closed: no leak
+                if probe.ping():
+                    return proc
         except sync_redis.ConnectionError:
             time.sleep(0.05)
     proc.kill()
