@@ -130,24 +130,19 @@ class TokenStore:
         if self._allow_eviction:
             log.warning(message)
             return
-        log.critical(message)
-        raise UnsafeRedis(message)
+        raise _refused(UnsafeRedis, message)
 
     async def _check_layout(self, ops: RedisOps) -> None:
         meta = await ops.hgetall(self.keys.meta)
         if b"layout" not in meta and b"tag_key" not in meta:  # a new keyspace, or a lost meta
             if await ops.any_key(f"{glob_escape(self.keys.prefix)}h:{{*"):
-                message = meta_lost_message(self.keys.meta)
-                log.critical(message)
-                raise KeyspaceRefused(message)
+                raise _refused(KeyspaceRefused, meta_lost_message(self.keys.meta))
             await ops.hsetnx(self.keys.meta, "layout", str(LAYOUT_VERSION))
             meta = await ops.hgetall(self.keys.meta)
         # A keyspace with a tag key but no layout was written by tokenstore 0.1 (layout 1).
         found = int(meta.get(b"layout", b"1"))
         if found != LAYOUT_VERSION:
-            message = layout_message(self.keys.prefix, found)
-            log.critical(message)
-            raise LayoutMismatch(message)
+            raise _refused(LayoutMismatch, layout_message(self.keys.prefix, found))
 
     async def ops(self) -> RedisOps:
         await self.connector.client()
@@ -333,6 +328,12 @@ class TokenStore:
 
     async def event_range(self, after: str, last: str, count: int) -> list[StreamEntry]:
         return await self.events.range(after, last, count)
+
+
+def _refused(kind: type[KeyspaceRefused], message: str) -> KeyspaceRefused:
+    """The refusal to raise, logged once: the operator's one line saying what to do."""
+    log.critical(message)
+    return kind(message)
 
 
 def rid_field(tid: TokenId) -> bytes:

@@ -25,7 +25,6 @@ from typing import NamedTuple
 
 PREFIX = "tks_"
 TAG_CHARS = 16
-RID_CHARS = 16
 SECRET_BYTES = 32
 _B32 = "a-z2-7"
 _ID_RE = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
