@@ -14,8 +14,11 @@ never appear in key names (they may hold braces); only hashes of them do.
 - ``p:<digest>`` string: id of a registered (externally minted) token; expires with it.
 - ``e:{tag}`` list: the user's recent revocation events (JSON), newest first, capped; expires
   after the longest token lifetime without a new one.
-- ``{w}aw`` hash app id -> revoked_before ms (app watermarks); ``{w}sweeps`` the same for
-  sweeps not finished. Both expire after the longest token lifetime.
+- ``{w}aw`` hash app id -> revoked_before us (app watermarks); ``{w}sweeps`` the same for
+  sweeps not finished. Both expire after the longest token lifetime. On a Cluster the
+  watermarks hash has ``WATERMARK_COPIES`` copies, ``{w}aw`` and ``{w.<n>}aw``, one in each
+  window of 256 slots (``watermark_copies()``), so every node holds some: an introspection
+  reads the copy on its token's node and depends on that node only (store.py).
 - ``events`` stream: revocation events, trimmed by MINID to the longest token lifetime.
 - ``meta`` hash: ``tag_key``, the secret behind user tags, and ``layout``, the version of
   this layout; the one key with no expiry.
@@ -29,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import zlib
 
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
 from service.tokens import b32
 
 LAYOUT_VERSION = 2
@@ -38,6 +43,9 @@ RID_BYTES = 8
 # Users per app bucket stay few enough for Redis's compact encoding; changing this number
 # would orphan existing app index keys, so it is fixed rather than configurable.
 APP_BUCKETS = 1024
+# Copies of the app watermarks on a Cluster, one per window of slots. Fixed: the copies' names
+# follow from it, and every process must agree on them.
+WATERMARK_COPIES = 64
 
 
 class Keys:
@@ -62,6 +70,32 @@ class Keys:
 
     def pointer(self, token_digest: bytes) -> str:
         return f"{self.prefix}p:{b32(token_digest)}"
+
+    def watermark_copies(self) -> list[str]:
+        """The Cluster's copies of the watermarks hash, by slot window; the first one is
+        ``watermarks`` itself (which a standalone Redis keeps alone)."""
+        return [f"{self.prefix}{{{tag}}}aw" for tag in _COPY_TAGS]
+
+
+def copy_window(slot: int) -> int:
+    """The window of slots (of WATERMARK_COPIES) that ``slot`` falls in."""
+    return slot * WATERMARK_COPIES // REDIS_CLUSTER_HASH_SLOTS
+
+
+def _copy_tags() -> list[str]:
+    """Hash tags, one in each slot window: ``w`` (the watermarks' own) where it falls, then
+    the first ``w.<n>`` to fall in each other window."""
+    tags: dict[int, str] = {copy_window(key_slot(b"w")): "w"}
+    n = 0
+    while len(tags) < WATERMARK_COPIES:
+        tag = f"w.{n}"
+        tags.setdefault(copy_window(key_slot(tag.encode())), tag)
+        n += 1
+    first = tags.pop(copy_window(key_slot(b"w")))
+    return [first, *(tags[window] for window in sorted(tags))]
+
+
+_COPY_TAGS = _copy_tags()
 
 
 def app_hash(app_id: str) -> str:

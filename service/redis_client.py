@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias, cast
@@ -28,6 +29,29 @@ log = logging.getLogger(__name__)
 
 
 REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+# What redis-py itself raises when a connection is closed under a command in flight: its
+# Cluster client closes every connection on some errors (a failover), those in use included
+# (a writer gone: AttributeError; a reader shared: RuntimeError). Counted as Redis failures
+# only when raised inside redis-py (is_redis_failure), so that a bug of ours still answers 500.
+_CLIENT_STATE_ERRORS = (AttributeError, RuntimeError, IndexError, KeyError)
+
+
+def is_redis_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` means Redis (or redis-py's connection to it) failed, as opposed to a
+    programming error of the service."""
+    if isinstance(exc, REDIS_FAILURES):
+        return True
+    return isinstance(exc, _CLIENT_STATE_ERRORS) and _raised_in_redis_py(exc)
+
+
+def _raised_in_redis_py(exc: BaseException) -> bool:
+    """True if the innermost frame not of asyncio is redis-py's: the error rose from within the
+    client (or from asyncio under it), not from our code."""
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        module: str = frame.f_globals.get("__name__", "")
+        if not module.startswith("asyncio."):
+            return module == "redis" or module.startswith("redis.")
+    return False
 
 
 def unavailable(exc: BaseException) -> Unavailable:
@@ -51,7 +75,9 @@ class RedisCalls:
         start = time.perf_counter()
         try:
             yield
-        except REDIS_FAILURES as exc:
+        except Exception as exc:
+            if not is_redis_failure(exc):
+                raise
             self._observer.redis_call(op, time.perf_counter() - start, type(exc).__name__)
             raise unavailable(exc) from exc
         self._observer.redis_call(op, time.perf_counter() - start, None)

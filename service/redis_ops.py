@@ -12,6 +12,7 @@ from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.commands.core import AsyncScript
 
 from service.redis_client import AnyRedis
@@ -49,15 +50,20 @@ class RedisOps:
     def __init__(self, client: AnyRedis) -> None:
         self._r: Any = client
 
-    async def ping(self) -> bool:
-        return bool(await self._r.ping())
+    async def ping(self, node: ClusterNode | None = None) -> bool:
+        """PING (of one Cluster node if given: a Cluster client otherwise pings them all)."""
+        if node is None:
+            return bool(await self._r.ping())
+        return bool(await self._r.ping(target_nodes=node))
 
-    async def config_values(self, name: str) -> set[str]:
-        """The values of a CONFIG parameter, over every primary of a Cluster; raises
-        ResponseError where CONFIG is not allowed (managed Redis services often rename it)."""
+    async def config_values(self, name: str, node: ClusterNode | None = None) -> set[str]:
+        """The values of a CONFIG parameter, over every primary of a Cluster (or ``node``);
+        raises ResponseError where CONFIG is not allowed (managed services often rename it)."""
         client: Any = self._r
-        if isinstance(client, RedisCluster):
-            reply: Any = await client.config_get(name, target_nodes=RedisCluster.PRIMARIES)
+        if node is not None:
+            reply: Any = await client.config_get(name, target_nodes=node)
+        elif isinstance(client, RedisCluster):
+            reply = await client.config_get(name, target_nodes=RedisCluster.PRIMARIES)
         else:
             reply = await client.config_get(name)
         # One node: {name: value}; several: {node: {name: value}}.
@@ -87,6 +93,9 @@ class RedisOps:
     async def hgetall(self, key: str) -> dict[bytes, bytes]:
         value: dict[bytes, bytes] = await self._r.hgetall(key)
         return value
+
+    async def hset(self, key: str, field: str, value: str | bytes) -> int:
+        return int(await self._r.hset(key, field, value))
 
     async def hsetnx(self, key: str, field: str, value: str | bytes) -> bool:
         return bool(await self._r.hsetnx(key, field, value))

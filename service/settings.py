@@ -118,6 +118,12 @@ class Settings:
     redis_timeout: float = _setting(
         2.0, _float_in(0.05, 60), "Seconds to wait for Redis (connect, command, free connection)."
     )
+    read_timeout: float = _setting(
+        1.0,
+        _float_in(0.01, 60),
+        "Seconds a batch of introspection reads waits for a Redis node (on a Cluster, for each "
+        "node apart); past it those reads answer 503.",
+    )
     allow_evicting_redis: bool = _setting(
         False, _bool, "Serve even if Redis may evict keys (revocations could come undone)."
     )

@@ -7,11 +7,14 @@ through the per-tick batcher. Nothing here decides policy; that is service.py's 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 import orjson
+from redis.asyncio import RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ResponseError
 
 from service import tokens
@@ -29,6 +32,7 @@ from service.redis_ops import RedisOps, Script, load_script
 from service.settings import Settings, env_name
 from service.storage import IdClash, Issued, Revoked, RevokedOne, Watermarks
 from service.tokens import TokenId
+from service.watermark_copies import WatermarkCopies
 
 log = logging.getLogger(__name__)
 # Fields a write script looks at for expired tokens to prune, at most (about): a user with
@@ -64,6 +68,7 @@ class _Scripts:
         self.revoke_app = load_script(client, "revoke_app")
         self.finish_sweep = load_script(client, "finish_sweep")
         self.log_user_event = load_script(client, "log_user_event")
+        self.merge_watermarks = load_script(client, "merge_watermarks")
 
 
 def _watermarks(raw: dict[bytes, bytes]) -> dict[str, int]:
@@ -83,13 +88,17 @@ class TokenStore:
         self.keys = Keys(settings.key_prefix)
         self.calls = RedisCalls(observer)
         self.connector = RedisConnector(settings, self._on_connect, self.calls)
-        self.batcher = ReadBatcher(self.connector.client, self.calls)
+        self.batcher = ReadBatcher(self.connector.client, self.calls, settings.read_timeout)
         self.apps = AppIndex(self)
         self.events = EventLog(self)
         self._scripts: _Scripts | None = None
         self._ops: RedisOps | None = None
         self._tag_key = b""
         self._allow_eviction = settings.allow_evicting_redis
+        self._retention_ms = settings.max_ttl * 1000
+        self._node_timeout = settings.redis_timeout
+        # On a Cluster: the watermarks' copies, one per node (watermark_copies.py).
+        self._copies: WatermarkCopies | None = None
         # The watermarks hash as last read, and as converted: every reader of one batch gets
         # the same reply object, so it is converted once per batch, not once per read.
         self._marks: tuple[dict[bytes, bytes], dict[str, int]] = ({}, {})
@@ -104,16 +113,24 @@ class TokenStore:
         tag_key = await ops.hget(self.keys.meta, "tag_key")
         assert tag_key is not None
         self._tag_key = tag_key
-        self._scripts = _Scripts(client)
+        scripts = _Scripts(client)
+        if isinstance(client, RedisCluster):
+            copies = WatermarkCopies(self, client, scripts.merge_watermarks, ops)
+            await copies.fill_once(self._retention_ms)
+            self._copies = copies
+        self._scripts = scripts
         self._ops = ops
 
-    async def check_eviction(self, ops: RedisOps | None = None) -> None:
-        """Raise UnsafeRedis if Redis's ``maxmemory-policy`` may evict keys (unless allowed):
-        only ``noeviction`` keeps every revocation. Where CONFIG is not allowed, warn."""
+    async def check_eviction(
+        self, ops: RedisOps | None = None, node: ClusterNode | None = None
+    ) -> None:
+        """Raise UnsafeRedis if Redis's ``maxmemory-policy`` (of every primary, or of ``node``)
+        may evict keys (unless allowed): only ``noeviction`` keeps every revocation. Where
+        CONFIG is not allowed, warn."""
         ops = ops or await self.ops()
         try:
             with self.calls("check_config"):
-                policies = await ops.config_values("maxmemory-policy")
+                policies = await ops.config_values("maxmemory-policy", node)
         except Unavailable as exc:
             if not isinstance(exc.__cause__, ResponseError):
                 raise
@@ -171,6 +188,38 @@ class TokenStore:
         with self.calls("ping"):
             return await ops.ping()
 
+    async def readiness(self) -> int:
+        """Check that Redis answers and may not evict keys (raising Unavailable or
+        UnsafeRedis); returns how many Cluster primaries did not answer. Those fail only the
+        tokens they hold, so only a Cluster none of whose primaries answers is not ready."""
+        client = await self.client()
+        if not isinstance(client, RedisCluster):
+            await self.ping()
+            if not self.connector.embedded:
+                await self.check_eviction()  # CONFIG SET may have changed it since start-up
+            return 0
+        primaries = client.get_primaries()
+        checks = await asyncio.gather(
+            *(self._primary_ready(node) for node in primaries), return_exceptions=True
+        )
+        unsafe = [c for c in checks if isinstance(c, KeyspaceRefused)]
+        if unsafe:
+            raise unsafe[0]
+        failed = [c for c in checks if isinstance(c, BaseException)]
+        if failed and len(failed) == len(primaries):
+            raise failed[0]
+        for check in failed:
+            if not isinstance(check, Unavailable):
+                raise check
+        return len(failed)
+
+    async def _primary_ready(self, node: ClusterNode) -> None:
+        ops = await self.ops()
+        with self.calls("ping"):
+            async with asyncio.timeout(self._node_timeout):
+                await ops.ping(node)
+        await self.check_eviction(ops, node)
+
     async def user_tag(self, user_id: str) -> str:
         await self.connector.client()
         return tokens.user_tag(self._tag_key, user_id)
@@ -178,8 +227,11 @@ class TokenStore:
     # --- the hot path: batched reads --------------------------------------------------------
 
     async def read(self, tid: TokenId) -> tuple[TokenRecord | None, Watermarks]:
-        row = self.batcher.read("HMGET", self.keys.user(tid.tag), OWNER_FIELD, rid_field(tid))
-        marks = self.batcher.read("HGETALL", self.keys.watermarks)
+        user = self.keys.user(tid.tag)
+        # On a Cluster, the watermarks' copy on the user hash's node: one node answers both.
+        marks_key = self.keys.watermarks if self._copies is None else self._copies.near(user)
+        row = self.batcher.read("HMGET", user, OWNER_FIELD, rid_field(tid))
+        marks = self.batcher.read("HGETALL", marks_key)
         owner, raw = await row
         converted = self._converted(await marks)
         if raw is None:
@@ -309,7 +361,10 @@ class TokenStore:
     async def revoke_app(self, app_id: str, retention_ms: int) -> int:
         keys = [self.keys.watermarks, self.keys.sweeps]
         script = (await self.scripts()).revoke_app
-        return int(await self.run("revoke_app", script, keys, [app_id, retention_ms]))
+        watermark = int(await self.run("revoke_app", script, keys, [app_id, retention_ms]))
+        if self._copies is not None:  # acknowledged once every copy has it
+            await self._copies.raise_all({app_id: watermark}, retention_ms)
+        return watermark
 
     async def append_event(
         self, event: RevocationEvent, retention_ms: int, user_id: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ CLUSTER_BUS_OFFSET = 10000
 CLUSTER_SLOTS = 16384
 
 STARTUP_TIMEOUT = 15.0
+CLUSTER_NODE_TIMEOUT_MS = 2000
 STOP_TIMEOUT = 5.0
 PORT_ATTEMPTS = 5
 
@@ -203,21 +205,44 @@ class RedisServer(Managed):
 
 class _ClusterNode(RedisServer):
     _with_bus = True
+    killed = False
+    node_timeout_ms = CLUSTER_NODE_TIMEOUT_MS
 
     def _args(self, port: int, log_path: Path) -> list[str]:
         return [
             *super()._args(port, log_path),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "2000",
+            # Short, so that a fault test sees a failover within seconds.
+            "--cluster-node-timeout", str(self.node_timeout_ms),
         ]  # fmt: skip
+
+    def signal(self, signum: signal.Signals) -> None:
+        """Send ``signum`` (SIGKILL, SIGSTOP, SIGCONT) to this node, if it runs."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signum)
+
+    def stop(self) -> None:
+        self.signal(signal.SIGCONT)  # a stopped node could not act on SIGTERM
+        super().stop()
 
 
 class RedisCluster(Managed):
-    """Three masters, no replicas, every slot assigned; url names the first node as seed."""
+    """Three masters, each with ``replicas`` replicas (0: none), every slot assigned; url names
+    the first node as seed. A node is killed, stopped or resumed by its port (fault tests)."""
 
-    def __init__(self, *, extra_args: Sequence[str] = ()) -> None:
-        self._nodes = [_ClusterNode(extra_args=extra_args) for _ in range(3)]
+    def __init__(
+        self,
+        *,
+        replicas: int = 0,
+        node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.replicas = replicas
+        count = 3 * (1 + replicas)
+        self._nodes = [_ClusterNode(extra_args=extra_args) for _ in range(count)]
+        for node in self._nodes:
+            node.node_timeout_ms = node_timeout_ms
 
     @property
     def ports(self) -> list[int]:
@@ -257,7 +282,7 @@ class RedisCluster(Managed):
             REDIS_CLI,
             "--cluster", "create",
             *(f"{HOST}:{port}" for port in self.ports),
-            "--cluster-replicas", "0",
+            "--cluster-replicas", str(self.replicas),
             "--cluster-yes",
         ]  # fmt: skip
         try:
@@ -287,7 +312,7 @@ class RedisCluster(Managed):
                 last = exc
             else:
                 last = infos
-                if all(self._healthy(info) for info in infos):
+                if all(self._healthy(info) for info in infos) and self._replicas_synced():
                     return
             time.sleep(0.05)
         raise RuntimeError(
@@ -305,16 +330,79 @@ class RedisCluster(Managed):
             info.get("cluster_state") == "ok"
             and int(info.get("cluster_slots_assigned", 0)) == CLUSTER_SLOTS
             and int(info.get("cluster_known_nodes", 0)) == len(self._nodes)
+            and int(info.get("cluster_size", 0)) == 3
         )
+
+    def _replicas_synced(self) -> bool:
+        """Every replica has its master's data (a replica never synced cannot fail over)."""
+        for port in self.ports:
+            with _client(port) as client:
+                info = client.info("replication")
+            if info["role"] == "slave" and info.get("master_link_status") != "up":
+                return False
+        return True
+
+    def wait_replicated(self, within: float = 5.0) -> None:
+        """Until every replica has all its master wrote (a fault test's revocations must
+        survive a failover: what replication lag may lose is another matter)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            lagging = False
+            for port in self.masters():
+                with _client(port) as client:
+                    info = client.info("replication")
+                offset = info["master_repl_offset"]
+                replicas = [v for k, v in info.items() if k.startswith("slave")]
+                lagging |= any(int(r["offset"]) < offset for r in replicas)
+            if not lagging:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"replicas of {self.masters()} still behind after {within} s")
+
+    def _node(self, port: int) -> _ClusterNode:
+        return next(node for node in self._nodes if node.port == port)
+
+    def master_of_slot(self, slot: int) -> int:
+        """The port of the node serving ``slot`` as master, as a live node sees it."""
+        for port in self.live_ports():
+            try:
+                with _client(port, timeout=1.0) as client:
+                    rows: list[list[Any]] = client.cluster("slots")
+            except redis.RedisError:
+                continue
+            for start, end, master, *_replicas in rows:
+                if int(start) <= slot <= int(end):
+                    return int(master[1])
+        raise RuntimeError(f"no live node knows slot {slot}")
+
+    def masters(self) -> list[int]:
+        """The ports of the masters, as the first live node sees them."""
+        with _client(self.live_ports()[0], timeout=1.0) as client:
+            rows: list[list[Any]] = client.cluster("slots")
+        return sorted({int(master[1]) for _start, _end, master, *_ in rows})
+
+    def live_ports(self) -> list[int]:
+        return [node.port for node in self._nodes if node.pid is not None and not node.killed]
+
+    def kill(self, port: int) -> None:
+        node = self._node(port)
+        node.signal(signal.SIGKILL)
+        node.killed = True
+
+    def pause(self, port: int) -> None:
+        self._node(port).signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self._node(port).signal(signal.SIGCONT)
 
     def stop(self) -> None:
         for node in self._nodes:
             node.stop()
 
     def flush(self) -> None:
-        # With zero replicas every node is a master.
-        for node in self._nodes:
-            node.flush()
+        # Replicas refuse writes; they follow their master.
+        for port in self.masters() if self.replicas else self.ports:
+            self._node(port).flush()
 
 
 @atexit.register

@@ -1,5 +1,9 @@
 """Probes: ``/healthz`` says the process is alive (never asks Redis), ``/readyz`` that it can
-serve (Redis answers and is safe to serve: it may not evict keys; shutdown has not begun)."""
+serve (Redis answers and is safe to serve: it may not evict keys; shutdown has not begun).
+
+On a Cluster, a primary that does not answer leaves the process ready (``unreachable_nodes``
+counts them): it fails only the tokens it holds, and a probe failing on every process at once
+would take the whole service out of its load balancer for one shard's outage."""
 
 from __future__ import annotations
 
@@ -23,9 +27,7 @@ async def readyz(request: web.Request) -> web.Response:
         return json_response({"status": "shutting_down"}, status=503)
     store = request.app[STORE]
     try:
-        await store.ping()
-        if not store.connector.embedded:
-            await store.check_eviction()  # CONFIG SET may have changed it since start-up
+        unreachable = await store.readiness()
     except UnsafeRedis:
         return json_response({"status": "unsafe_redis", "redis": "evicting"}, status=503)
     except KeyspaceRefused:
@@ -35,6 +37,10 @@ async def readyz(request: web.Request) -> web.Response:
     backend = "embedded" if store.connector.embedded else "redis"
     if store.connector.cluster:
         backend = "redis-cluster"
+    if unreachable:  # the other primaries serve their tokens: still ready
+        return json_response(
+            {"status": "ready", "redis": backend, "unreachable_nodes": unreachable}
+        )
     return json_response({"status": "ready", "redis": backend})
 
 

@@ -1,0 +1,194 @@
+"""A Redis Cluster with replicas losing a master under load, as a real service process sees it.
+
+Each test starts its own Cluster (3 masters, 3 replicas) and service, issues tokens on every
+shard, revokes some (one by one, and a whole app: its watermark copies), then loads the
+service while a master is killed (a failover) or stopped (SIGSTOP: neither dead nor
+answering). Whatever happens: no 500, every 503 says Retry-After, no revoked token is ever
+active; tokens of the other shards keep answering promptly; everything recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from fault_load import Answer, Load, median_seconds, statuses, summary
+from helpers import ADMIN_HEADERS
+from redis.crc import key_slot
+from redis_servers import RedisCluster
+from service_process import ServiceProcess
+
+from service import tokens
+from service.keys import Keys
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = {"TOKENSTORE_REDIS_TIMEOUT": "1", "TOKENSTORE_READ_TIMEOUT": "0.5"}
+USERS = 36
+REVOKED_APP_USERS = 9
+# Loose bounds (2 shared cores, other suites running): the bugs they catch are ~2 s and 500s.
+PROMPT_SECONDS = 0.5
+RECOVERY_SECONDS = 20.0
+
+
+@dataclass
+class Tokens:
+    by_master: dict[int, list[str]]
+    revoked: list[str]
+
+    def on(self, master: int) -> list[str]:
+        return self.by_master[master]
+
+    def off(self, master: int) -> list[str]:
+        return [t for m, ts in self.by_master.items() if m != master for t in ts]
+
+
+@pytest.fixture
+def cluster_with_replicas(request: pytest.FixtureRequest) -> Iterator[RedisCluster]:
+    node_timeout_ms: int = getattr(request, "param", 2000)
+    with RedisCluster(replicas=1, node_timeout_ms=node_timeout_ms) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def service(
+    cluster_with_replicas: RedisCluster, tmp_path: Path
+) -> AsyncIterator[ServiceProcess]:
+    settings = {"TOKENSTORE_REDIS_URL": cluster_with_replicas.url, **SETTINGS}
+    with ServiceProcess(tmp_path, settings) as process:
+        await process.wait_ready(within=30)
+        yield process
+
+
+async def _issue(session: aiohttp.ClientSession, url: str, user: str, app: str) -> str:
+    body = {"user_id": user, "app_id": app}
+    async with session.post(f"{url}/v1/tokens", json=body) as response:
+        assert response.status == 201, await response.text()
+        token: str = (await response.json())["token"]
+        return token
+
+
+async def _tokens(cluster: RedisCluster, url: str) -> Tokens:
+    keys = Keys("ts:")
+    async with aiohttp.ClientSession(headers=ADMIN_HEADERS) as session:
+        live = [await _issue(session, url, f"user-{i}", "app") for i in range(USERS)]
+        gone = [await _issue(session, url, f"user-{i}", "gone") for i in range(REVOKED_APP_USERS)]
+        async with session.delete(f"{url}/v1/apps/gone/tokens") as response:
+            assert response.status == 200
+        one_by_one = live[-REVOKED_APP_USERS:]
+        for token in one_by_one:
+            async with session.post(f"{url}/v1/revoke", json={"token": token}) as response:
+                assert response.status == 200
+    by_master: dict[int, list[str]] = {port: [] for port in cluster.masters()}
+    for token in live[:-REVOKED_APP_USERS]:
+        tid = tokens.parse_minted(token)
+        assert tid is not None
+        slot = key_slot(keys.user(tid.tag).encode())
+        by_master[cluster.master_of_slot(slot)].append(token)
+    assert all(by_master.values()), "some master holds no token: issue more"
+    cluster.wait_replicated()  # what replication lag may lose is not this test's subject
+    return Tokens(by_master, gone + one_by_one)
+
+
+def _load(url: str, victim: list[str], healthy: list[str], revoked: list[str]) -> Load:
+    load = Load(url)
+    load.introspect("healthy", healthy, workers=4)
+    load.introspect("victim", victim, workers=2)
+    load.introspect("revoked", revoked, workers=1)
+    load.issue(workers=1)
+    load.probe()
+    return load
+
+
+def _assert_never_500_nor_revoked_active(load: Load) -> None:
+    for answer in load.answers:
+        assert answer.status in (200, 201, 503), summary(load)
+        if answer.status == 503 and answer.kind != "readyz":
+            assert answer.retry_after == "1", answer
+    revoked = load.of("revoked")
+    assert revoked, summary(load)
+    assert all(a.status == 503 or a.body == {"active": False} for a in revoked)
+
+
+def _assert_prompt(answers: list[Answer], at_least: int, load: Load) -> None:
+    ok = [a for a in answers if a.status == 200]
+    assert len(ok) >= at_least, summary(load)
+    assert median_seconds(ok) < PROMPT_SECONDS, (median_seconds(ok), summary(load))
+
+
+async def _wait_recovered(load: Load, kind: str, since: float) -> float:
+    """When the first call of ``kind`` started after ``since`` answered 2xx."""
+    deadline = since + RECOVERY_SECONDS
+    while time.monotonic() < deadline:
+        recovered = load.first_ok_after(kind, since)
+        if recovered is not None:
+            return recovered
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{kind} not recovered in {RECOVERY_SECONDS} s: {summary(load)}")
+
+
+async def test_a_killed_master_fails_over_without_500_nor_stall(
+    cluster_with_replicas: RedisCluster, service: ServiceProcess
+) -> None:
+    cluster = cluster_with_replicas
+    tokens_ = await _tokens(cluster, service.url)
+    victim = cluster.masters()[0]
+    load = _load(service.url, tokens_.on(victim), tokens_.off(victim), tokens_.revoked)
+    try:
+        await asyncio.sleep(1.5)
+        killed_at = time.monotonic()
+        cluster.kill(victim)
+        await asyncio.sleep(0.5)  # calls begun before the kill may still answer 200
+        recovered_at = await _wait_recovered(load, "victim", killed_at + 0.5)
+        await asyncio.sleep(1.5)
+        end = time.monotonic()
+    finally:
+        await load.stop()
+    _assert_never_500_nor_revoked_active(load)
+    # The failover took seconds (node timeout 2 s, then an election); meanwhile the other
+    # shards' tokens kept answering, promptly.
+    assert recovered_at - killed_at > 1.0, summary(load)
+    _assert_prompt(load.of("healthy", killed_at, recovered_at), 20, load)
+    # Recovered: the promoted replica serves the victim's tokens; issues and probes work.
+    settled = end - 1.0
+    for kind in ("victim", "healthy", "issue", "readyz"):
+        late = load.of(kind, settled)
+        assert late and all(200 <= a.status < 300 for a in late), (kind, statuses(late))
+
+
+@pytest.mark.parametrize("cluster_with_replicas", [5000], indirect=True)  # no failover
+async def test_a_stopped_master_delays_only_its_own_tokens(
+    cluster_with_replicas: RedisCluster, service: ServiceProcess
+) -> None:
+    cluster = cluster_with_replicas
+    tokens_ = await _tokens(cluster, service.url)
+    victim = cluster.masters()[0]
+    load = _load(service.url, tokens_.on(victim), tokens_.off(victim), tokens_.revoked)
+    try:
+        await asyncio.sleep(1.5)
+        stopped_at = time.monotonic()
+        cluster.pause(victim)
+        await asyncio.sleep(3.0)
+        resumed_at = time.monotonic()
+        cluster.resume(victim)
+        recovered_at = await _wait_recovered(load, "victim", resumed_at)
+        await asyncio.sleep(1.5)
+        end = time.monotonic()
+    finally:
+        cluster.resume(victim)
+        await load.stop()
+    _assert_never_500_nor_revoked_active(load)
+    _assert_prompt(load.of("healthy", stopped_at, resumed_at), 20, load)
+    # The stopped master's tokens: 503 once their deadline (0.5 s) passed, never 200.
+    stalled = load.of("victim", stopped_at + 0.1, resumed_at - 1.0)
+    assert stalled and all(a.status == 503 for a in stalled), statuses(stalled)
+    assert recovered_at - resumed_at < 5.0, summary(load)
+    settled = end - 1.0
+    for kind in ("victim", "healthy", "issue", "readyz"):
+        late = load.of(kind, settled)
+        assert late and all(200 <= a.status < 300 for a in late), (kind, statuses(late))
