@@ -51,7 +51,10 @@ class Tokens:
 @pytest.fixture
 def cluster_with_replicas(request: pytest.FixtureRequest) -> Iterator[RedisCluster]:
     node_timeout_ms: int = getattr(request, "param", 2000)
-    with RedisCluster(replicas=1, node_timeout_ms=node_timeout_ms) as cluster:
+    # As deploy/README.md recommends: a master lost leaves the other masters serving their
+    # slots (by default every node answers CLUSTERDOWN until a replica is promoted).
+    coverage = ["--cluster-require-full-coverage", "no"]
+    with RedisCluster(replicas=1, node_timeout_ms=node_timeout_ms, extra_args=coverage) as cluster:
         yield cluster
 
 
@@ -116,8 +119,10 @@ def _assert_never_500_nor_revoked_active(load: Load) -> None:
 
 
 def _assert_prompt(answers: list[Answer], at_least: int, load: Load) -> None:
+    """Enough answers, nearly all 200 (a handful of 503s is tolerated: a connection closed
+    by a slot map reload), and promptly."""
     ok = [a for a in answers if a.status == 200]
-    assert len(ok) >= at_least, summary(load)
+    assert len(ok) >= at_least and len(ok) >= 0.9 * len(answers), summary(load)
     assert median_seconds(ok) < PROMPT_SECONDS, (median_seconds(ok), summary(load))
 
 
@@ -187,6 +192,10 @@ async def test_a_stopped_master_delays_only_its_own_tokens(
     # The stopped master's tokens: 503 once their deadline (0.5 s) passed, never 200.
     stalled = load.of("victim", stopped_at + 0.1, resumed_at - 1.0)
     assert stalled and all(a.status == 503 for a in stalled), statuses(stalled)
+    # Still ready: the other shards serve (a probe failing everywhere would take them down).
+    probes = load.of("readyz", stopped_at + 0.1, resumed_at - 1.0)
+    assert probes and all(a.status == 200 for a in probes), statuses(probes)
+    assert any(a.body.get("unreachable_nodes") == 1 for a in probes), probes
     assert recovered_at - resumed_at < 5.0, summary(load)
     settled = end - 1.0
     for kind in ("victim", "healthy", "issue", "readyz"):
