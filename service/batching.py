@@ -225,9 +225,13 @@ async def _node_exchange(
     try:
         async with asyncio.timeout(deadline or conn.socket_timeout):
             return await _send_and_read(conn, commands, None)
-    except TimeoutError:
+    except BaseException as exc:
+        # Whatever was cut short (connecting, sending, reading), no reply may be left over
+        # for the connection's next user: it connects afresh.
         await conn.disconnect(nowait=True)
-        raise RedisTimeoutError(f"Timeout reading from {node.name}") from None
+        if isinstance(exc, TimeoutError):
+            raise RedisTimeoutError(f"Timeout reading from {node.name}") from None
+        raise
     finally:
         node.release(conn)
 

@@ -119,7 +119,7 @@ class Settings:
         2.0, _float_in(0.05, 60), "Seconds to wait for Redis (connect, command, free connection)."
     )
     read_timeout: float = _setting(
-        1.0,
+        2.0,
         _float_in(0.01, 60),
         "Seconds a batch of introspection reads waits for a Redis node (on a Cluster, for each "
         "node apart); past it those reads answer 503.",
