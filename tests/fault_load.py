@@ -1,4 +1,5 @@
-"""Load for fault tests: a few clients per kind of call, every answer recorded with its time.
+"""Load for fault tests (and bench.cluster_faults): a few clients per kind of call, every
+answer recorded with its time, and tokens issued on every shard of a Cluster.
 
 Each kind (healthy tokens, the victim shard's tokens, revoked tokens, issues, probes) has its
 own workers, so that calls held up by a fault never slow the calls that should not be.
@@ -15,7 +16,14 @@ from typing import Any
 
 import aiohttp
 from helpers import ADMIN_HEADERS
+from redis.crc import key_slot
+from redis_servers import RedisCluster
 
+from service import tokens
+from service.keys import Keys
+
+USERS = 36
+REVOKED_APP_USERS = 9
 # One call: (status, JSON body, Retry-After header) for the i-th call of a kind.
 Call = Callable[[aiohttp.ClientSession, int], Awaitable[tuple[int, Any, str | None]]]
 
@@ -107,3 +115,61 @@ def summary(load: Load) -> str:
     """Statuses by kind: the message of a failed assertion."""
     kinds = sorted({a.kind for a in load.answers})
     return "; ".join(f"{kind}: {statuses(load.of(kind))}" for kind in kinds)
+
+
+# --- a Cluster's shards -------------------------------------------------------------------
+
+
+@dataclass
+class ShardTokens:
+    by_master: dict[int, list[str]]
+    revoked: list[str]
+
+    def on(self, master: int) -> list[str]:
+        return self.by_master[master]
+
+    def off(self, master: int) -> list[str]:
+        return [t for m, ts in self.by_master.items() if m != master for t in ts]
+
+
+async def _issue(session: aiohttp.ClientSession, url: str, user: str, app: str) -> str:
+    body = {"user_id": user, "app_id": app}
+    async with session.post(f"{url}/v1/tokens", json=body) as response:
+        assert response.status == 201, await response.text()
+        token: str = (await response.json())["token"]
+        return token
+
+
+async def issue_on_every_shard(cluster: RedisCluster, url: str) -> ShardTokens:
+    """Tokens of users on every master, and revoked ones: a whole app's and one by one."""
+    keys = Keys("ts:")
+    async with aiohttp.ClientSession(headers=ADMIN_HEADERS) as session:
+        live = [await _issue(session, url, f"user-{i}", "app") for i in range(USERS)]
+        gone = [await _issue(session, url, f"user-{i}", "gone") for i in range(REVOKED_APP_USERS)]
+        async with session.delete(f"{url}/v1/apps/gone/tokens") as response:
+            assert response.status == 200
+        one_by_one = live[-REVOKED_APP_USERS:]
+        for token in one_by_one:
+            async with session.post(f"{url}/v1/revoke", json={"token": token}) as response:
+                assert response.status == 200
+    by_master: dict[int, list[str]] = {port: [] for port in cluster.masters()}
+    for token in live[:-REVOKED_APP_USERS]:
+        tid = tokens.parse_minted(token)
+        assert tid is not None
+        slot = key_slot(keys.user(tid.tag).encode())
+        by_master[cluster.master_of_slot(slot)].append(token)
+    assert all(by_master.values()), "some master holds no token: issue more"
+    cluster.wait_replicated()  # what replication lag may lose is not this test's subject
+    return ShardTokens(by_master, gone + one_by_one)
+
+
+def shard_load(url: str, tokens_: ShardTokens, victim: int) -> Load:
+    """Introspections of the victim master's tokens, of the others' and of revoked tokens
+    (on every shard), issues and probes, each kind with workers of its own."""
+    load = Load(url)
+    load.introspect("healthy", tokens_.off(victim), workers=4)
+    load.introspect("victim", tokens_.on(victim), workers=2)
+    load.introspect("revoked", tokens_.revoked, workers=1)
+    load.issue(workers=1)
+    load.probe()
+    return load

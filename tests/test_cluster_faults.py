@@ -12,40 +12,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
-from fault_load import Answer, Load, median_seconds, statuses, summary
-from helpers import ADMIN_HEADERS
-from redis.crc import key_slot
+from fault_load import (
+    Answer,
+    Load,
+    issue_on_every_shard,
+    median_seconds,
+    shard_load,
+    statuses,
+    summary,
+)
 from redis_servers import RedisCluster
 from service_process import ServiceProcess
-
-from service import tokens
-from service.keys import Keys
 
 pytestmark = pytest.mark.slow
 
 SETTINGS = {"TOKENSTORE_REDIS_TIMEOUT": "1", "TOKENSTORE_READ_TIMEOUT": "0.5"}
-USERS = 36
-REVOKED_APP_USERS = 9
 # Loose bounds (2 shared cores, other suites running): the bugs they catch are ~2 s and 500s.
 PROMPT_SECONDS = 0.5
 RECOVERY_SECONDS = 20.0
-
-
-@dataclass
-class Tokens:
-    by_master: dict[int, list[str]]
-    revoked: list[str]
-
-    def on(self, master: int) -> list[str]:
-        return self.by_master[master]
-
-    def off(self, master: int) -> list[str]:
-        return [t for m, ts in self.by_master.items() if m != master for t in ts]
 
 
 @pytest.fixture
@@ -66,46 +53,6 @@ async def service(
     with ServiceProcess(tmp_path, settings) as process:
         await process.wait_ready(within=30)
         yield process
-
-
-async def _issue(session: aiohttp.ClientSession, url: str, user: str, app: str) -> str:
-    body = {"user_id": user, "app_id": app}
-    async with session.post(f"{url}/v1/tokens", json=body) as response:
-        assert response.status == 201, await response.text()
-        token: str = (await response.json())["token"]
-        return token
-
-
-async def _tokens(cluster: RedisCluster, url: str) -> Tokens:
-    keys = Keys("ts:")
-    async with aiohttp.ClientSession(headers=ADMIN_HEADERS) as session:
-        live = [await _issue(session, url, f"user-{i}", "app") for i in range(USERS)]
-        gone = [await _issue(session, url, f"user-{i}", "gone") for i in range(REVOKED_APP_USERS)]
-        async with session.delete(f"{url}/v1/apps/gone/tokens") as response:
-            assert response.status == 200
-        one_by_one = live[-REVOKED_APP_USERS:]
-        for token in one_by_one:
-            async with session.post(f"{url}/v1/revoke", json={"token": token}) as response:
-                assert response.status == 200
-    by_master: dict[int, list[str]] = {port: [] for port in cluster.masters()}
-    for token in live[:-REVOKED_APP_USERS]:
-        tid = tokens.parse_minted(token)
-        assert tid is not None
-        slot = key_slot(keys.user(tid.tag).encode())
-        by_master[cluster.master_of_slot(slot)].append(token)
-    assert all(by_master.values()), "some master holds no token: issue more"
-    cluster.wait_replicated()  # what replication lag may lose is not this test's subject
-    return Tokens(by_master, gone + one_by_one)
-
-
-def _load(url: str, victim: list[str], healthy: list[str], revoked: list[str]) -> Load:
-    load = Load(url)
-    load.introspect("healthy", healthy, workers=4)
-    load.introspect("victim", victim, workers=2)
-    load.introspect("revoked", revoked, workers=1)
-    load.issue(workers=1)
-    load.probe()
-    return load
 
 
 def _assert_never_500_nor_revoked_active(load: Load) -> None:
@@ -141,9 +88,9 @@ async def test_a_killed_master_fails_over_without_500_nor_stall(
     cluster_with_replicas: RedisCluster, service: ServiceProcess
 ) -> None:
     cluster = cluster_with_replicas
-    tokens_ = await _tokens(cluster, service.url)
+    tokens_ = await issue_on_every_shard(cluster, service.url)
     victim = cluster.masters()[0]
-    load = _load(service.url, tokens_.on(victim), tokens_.off(victim), tokens_.revoked)
+    load = shard_load(service.url, tokens_, victim)
     try:
         await asyncio.sleep(1.5)
         killed_at = time.monotonic()
@@ -171,9 +118,9 @@ async def test_a_stopped_master_delays_only_its_own_tokens(
     cluster_with_replicas: RedisCluster, service: ServiceProcess
 ) -> None:
     cluster = cluster_with_replicas
-    tokens_ = await _tokens(cluster, service.url)
+    tokens_ = await issue_on_every_shard(cluster, service.url)
     victim = cluster.masters()[0]
-    load = _load(service.url, tokens_.on(victim), tokens_.off(victim), tokens_.revoked)
+    load = shard_load(service.url, tokens_, victim)
     try:
         await asyncio.sleep(1.5)
         stopped_at = time.monotonic()
