@@ -166,7 +166,7 @@ class TokenService:
         if not scope.admits_user(user_id):
             return []
         records = await self.store.list_user(user_id)
-        watermarks = await self.store.watermarks()
+        watermarks = await self.store.watermarks(user_id)
         return sorted(
             (
                 r

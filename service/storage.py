@@ -59,7 +59,9 @@ class Store(Protocol):
     async def read(self, tid: TokenId) -> tuple[TokenRecord | None, Watermarks]:
         """A live (unexpired) token's record, and the app watermarks, in one round trip."""
 
-    async def watermarks(self) -> Watermarks: ...
+    async def watermarks(self, user_id: str | None = None) -> Watermarks:
+        """The app watermarks (read where ``user_id``'s tokens are, if given: on a Cluster,
+        then, one node answers for both)."""
 
     # Registered (externally minted) tokens are found by the digest of their value.
     async def find_registered(self, digest: bytes) -> TokenId | None: ...

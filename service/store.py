@@ -248,8 +248,11 @@ class TokenStore:
             self._marks = (marks, converted)
         return converted
 
-    async def watermarks(self) -> Watermarks:
-        return self._converted(await self.batcher.read("HGETALL", self.keys.watermarks))
+    async def watermarks(self, user_id: str | None = None) -> Watermarks:
+        key = self.keys.watermarks
+        if self._copies is not None and user_id is not None:
+            key = self._copies.near(self.keys.user(await self.user_tag(user_id)))
+        return self._converted(await self.batcher.read("HGETALL", key))
 
     async def find_registered(self, digest: bytes) -> TokenId | None:
         value = await self.batcher.read("GET", self.keys.pointer(digest))

@@ -163,6 +163,13 @@ def test_the_redis_py_internals_the_lean_path_uses_are_there() -> None:
     connection = Connection(retry=None)
     assert {"retry", "host", "port"} <= set(vars(connection))
     assert hasattr(connection, "socket_timeout")  # a property in redis-py 8, an attribute before
+    # On a Cluster (ReadBatcher._send_by_node, WatermarkCopies): a node per slot, its pool.
+    from redis.asyncio.cluster import ClusterNode, NodesManager
+
+    assert callable(ClusterNode.acquire_connection) and callable(ClusterNode.release)
+    assert inspect.iscoroutinefunction(NodesManager.initialize)
+    assert "slot" in inspect.signature(NodesManager.get_node_from_slot).parameters
+    assert "slots_cache" in inspect.getsource(NodesManager.__init__)
 
 
 def test_lean_batches_are_packed_as_redis_py_packs_them() -> None:
