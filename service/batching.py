@@ -112,10 +112,10 @@ class ReadBatcher:
                 node = client.nodes_manager.get_node_from_slot(client.keyslot(command[1]))
                 parts.setdefault(node.name, (node, {}))[1][command] = future
         except Exception as exc:  # no node serves a slot (a failover under way)
-            if not is_redis_failure(exc):
-                raise
-            await self._reload_map(client)
-            _fail_all(batch, unavailable(exc))
+            if is_redis_failure(exc):
+                await self._reload_map(client)
+                exc = unavailable(exc)
+            _fail_all(batch, exc)  # every reader gets an answer, whatever happened
             return
         await asyncio.gather(*(self._send_to_node(client, n, p) for n, p in parts.values()))
 

@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, cast
 
 import fakeredis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from service.errors import Unavailable
 from service.observer import NO_OBSERVER, Observer
@@ -28,7 +28,9 @@ AnyRedis: TypeAlias = Redis | RedisCluster
 log = logging.getLogger(__name__)
 
 
-REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+# RedisClusterException is not a RedisError: the Cluster client raises it when no node is known
+# for a slot or its slot map cannot be loaded whole (a failover under way).
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 # What redis-py itself raises when a connection is closed under a command in flight: its
 # Cluster client closes every connection on some errors (a failover), those in use included
 # (a writer gone: AttributeError; a reader shared: RuntimeError). Counted as Redis failures

@@ -12,6 +12,7 @@ from helpers import Client, issue
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.crc import key_slot
+from redis.exceptions import SlotNotCoveredError
 from redis_servers import RedisCluster as Cluster
 
 from service.api.responses import STORE
@@ -29,6 +30,12 @@ async def test_a_connection_closed_under_redis_py_is_a_redis_failure() -> None:
     with pytest.raises(Unavailable) as raised, RedisCalls()("op"):
         await Connection()._send_packed_command([b"PING\r\n"])
     assert isinstance(raised.value.__cause__, AttributeError)
+
+
+async def test_a_slot_without_a_node_is_a_redis_failure() -> None:
+    # Not a RedisError: what the Cluster client raises while a failover leaves a slot unserved.
+    with pytest.raises(Unavailable), RedisCalls()("op"):
+        raise SlotNotCoveredError("Slot 1 not covered by the cluster.")
 
 
 async def test_the_same_error_in_our_own_code_stays_a_bug() -> None:
