@@ -17,7 +17,7 @@ import asyncio
 import logging
 import resource
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -35,9 +35,19 @@ def run(
     *,
     reuse_port: bool = False,
     parent_sentinel: int | None = None,
+    on_listening: Callable[[], object] | None = None,
 ) -> int:
-    """Serve ``app`` until told to stop; a worker also stops on EOF of ``parent_sentinel``."""
-    return _run_loop(serve(app, settings, reuse_port=reuse_port, parent_sentinel=parent_sentinel))
+    """Serve ``app`` until told to stop; a worker also stops on EOF of ``parent_sentinel``.
+    ``on_listening`` runs once the port is bound (never if binding fails)."""
+    return _run_loop(
+        serve(
+            app,
+            settings,
+            reuse_port=reuse_port,
+            parent_sentinel=parent_sentinel,
+            on_listening=on_listening,
+        )
+    )
 
 
 def _run_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -49,7 +59,12 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
 
 
 async def serve(
-    app: web.Application, settings: Settings, *, reuse_port: bool, parent_sentinel: int | None
+    app: web.Application,
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    parent_sentinel: int | None,
+    on_listening: Callable[[], object] | None = None,
 ) -> int:
     stop = _stop_event(parent_sentinel)
     runner = HardenedRunner(
@@ -72,6 +87,8 @@ async def serve(
             log.error("cannot listen: %s", exc, extra=address)
             return 1
         log.info("listening", extra=address)
+        if on_listening is not None:
+            on_listening()
         _check_file_limit(settings)
         await stop.wait()
         app[LIFECYCLE].drain()
