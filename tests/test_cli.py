@@ -110,7 +110,7 @@ def test_add_refuses_an_existing_id_unless_replace(tmp_path: Path) -> None:
     replaced = tokenstore(*args, "--replace", "--file", str(path))
     assert replaced.returncode == 0, replaced.stderr
     [client] = load(path)
-    assert client.permissions == {Permission.REVOKE} and client.apps == {"web"}
+    assert client.permissions == {Permission.REVOKE} and client.apps == frozenset({"web"})
     assert ClientRegistry([client]).find("gateway", replaced.stdout.strip()) == client
 
 
