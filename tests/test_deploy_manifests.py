@@ -99,6 +99,7 @@ def production_with(*client_ids: str) -> tuple[Obj, ...]:
     with tempfile.TemporaryDirectory() as where:
         copy = Path(where) / "deploy"
         shutil.copytree(DEPLOY, copy)
+        (copy / PRODUCTION / "clients.json").unlink(missing_ok=True)  # a developer's own
         for client_id in client_ids:
             subprocess.run(
                 [sys.executable, "-m", "service", "client", "add", "--id", client_id,
