@@ -163,6 +163,9 @@ class Settings:
     max_connections: int = _setting(
         1000, _int_in(1, 1_000_000), "Open connections per process; more get 503 and are closed."
     )
+    console: bool = _setting(
+        False, _bool, "Serve the admin console and the self-service page at `/console/`."
+    )
 
     def __post_init__(self) -> None:
         if self.default_ttl > self.max_ttl:
