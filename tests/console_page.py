@@ -32,7 +32,7 @@ def start_browser() -> webdriver.Chrome:
     options.binary_location = CHROMIUM
     for argument in (
         "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-        "--window-size=1280,860", "--no-first-run", "--disable-extensions",
+        "--window-size=1280,960", "--no-first-run", "--disable-extensions",
     ):  # fmt: skip
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -45,10 +45,12 @@ class ConsolePage:
     def __init__(self, driver: webdriver.Chrome, base: str) -> None:
         self.driver = driver
         self.base = base
+        self.violations: list[str] = []
+        self.driver.get_log("browser")  # what earlier tests left
 
     def open(self, path: str = "/console/") -> None:
+        self.violations += self._csp_messages()  # of the page before, on any test's tab
         self.driver.get(self.base + path)
-        self.driver.get_log("browser")  # start each page with an empty console log
 
     def wait(self, condition: Callable[[webdriver.Chrome], T], what: str) -> T:
         # The page re-renders a list after each action: an element may go stale under us.
@@ -137,12 +139,13 @@ class ConsolePage:
             return None
 
     def csp_violations(self) -> list[str]:
-        """Console messages of this page about a Content-Security-Policy refusal."""
-        return [
-            e["message"]
-            for e in self.driver.get_log("browser")
-            if "Content Security" in e["message"]
-        ]
+        """Console messages about a Content-Security-Policy refusal, on every page opened."""
+        self.violations += self._csp_messages()
+        return self.violations
+
+    def _csp_messages(self) -> list[str]:
+        log = self.driver.get_log("browser")
+        return [e["message"] for e in log if "Content Security" in e["message"]]
 
     def storage(self) -> Any:
         return self.driver.execute_script(

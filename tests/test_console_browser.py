@@ -84,7 +84,6 @@ def test_find_a_user_and_revoke_one_token(page: ConsolePage, api: Api) -> None:
     page.wait_rows({laptop["id"], phone["id"], mobile["id"]})
     devices = [h.text for h in page.all("section.device h3")]
     assert devices == ["phone · mobile", "phone · Web", "laptop · Web"]  # newest first
-    page.screenshot("user")
 
     page.row_button(phone["id"], "button.revoke-one").click()
     page.wait_rows({laptop["id"], mobile["id"]})
@@ -93,6 +92,7 @@ def test_find_a_user_and_revoke_one_token(page: ConsolePage, api: Api) -> None:
     # The audit list names the revocation and who made it.
     events = page.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#user-events tbody tr"), "event")
     assert ADMIN_ID in events[0].text and "token" in events[0].text
+    page.screenshot("user")
 
 
 def test_revoke_all_but_one_and_then_all(page: ConsolePage, api: Api) -> None:

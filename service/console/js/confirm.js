@@ -16,7 +16,7 @@ export function confirmAction({ title, text, action, typed = null }) {
       { id: "confirm", "aria-labelledby": "confirm-title" },
       el("h2", { id: "confirm-title", text: title }),
       el("p", { id: "confirm-text", text }),
-      typed == null ? null : el("label", {}, "Type ", el("code", { text: typed }), " to confirm", input),
+      typed == null ? null : el("label", {}, el("span", {}, "Type ", el("code", { text: typed }), " to confirm:"), input),
       el("div", { className: "actions" }, button("Cancel", () => close(false)), go),
     );
     dialog.addEventListener("cancel", () => close(false));

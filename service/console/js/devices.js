@@ -24,21 +24,21 @@ export function groupByDevice(tokens) {
 }
 
 export const TOKEN_COLUMNS = {
-  id: { title: "token id", cell: (t) => el("code", { text: t.id }) },
+  id: { title: "token id", className: "col-id", cell: (t) => el("code", { text: t.id }) },
   user: { title: "user", cell: (t) => el("span", { className: "user-id", text: t.user_id }) },
   app: { title: "app", cell: (t) => t.app_id },
   client: { title: "client", cell: (t) => t.client_name ?? "—" },
   device: { title: "device", cell: (t) => t.device_name ?? "—" },
   type: { title: "type", cell: (t) => t.type },
   scopes: { title: "scopes", cell: (t) => t.scopes.join(" ") || "—" },
-  created: { title: "created", cell: (t) => time(t.created_at) },
-  expires: { title: "expires", cell: (t) => time(t.expires_at) },
+  created: { title: "created", className: "col-time", cell: (t) => time(t.created_at) },
+  expires: { title: "expires", className: "col-time", cell: (t) => time(t.expires_at) },
 };
 
 // One section per device: a heading and a table of its tokens, with `actions(token)` (a list
 // of buttons) in the last column.
 export function deviceSections(tokens, columns, actions) {
-  const withActions = [...columns, { title: "", cell: (t) => el("div", { className: "row-actions" }, actions(t)) }];
+  const withActions = [...columns, { title: "", className: "col-actions", cell: (t) => el("div", { className: "row-actions" }, actions(t)) }];
   return groupByDevice(tokens).map((group) =>
     el(
       "section",

@@ -28,12 +28,12 @@ export function time(ms) {
   return new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC";
 }
 
-// A table of `rows`; each column is {title, cell(row) -> text or Node}.
+// A table of `rows`; each column is {title, cell(row) -> text or Node, className?}.
 export function table(columns, rows, rowProps = () => ({})) {
   return el(
     "table",
     {},
-    el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", text: c.title })))),
+    el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", className: c.className, text: c.title })))),
     el(
       "tbody",
       {},

@@ -1,5 +1,5 @@
 // An app's tokens, one page at a time (never the whole app in memory), and revoking them all.
-import { attempt, button, el, notify, replace, table } from "../dom.js";
+import { attempt, button, el, notify, replace, table, time } from "../dom.js";
 import { confirmAction } from "../confirm.js";
 import { TOKEN_COLUMNS as C } from "../devices.js";
 
@@ -47,7 +47,7 @@ export function appView(api) {
       if (!ok) return;
       if (await attempt(async () => {
         const { revoked_before } = await api.revokeApp(shownApp);
-        notify(`Every token of ${shownApp} issued before ${new Date(revoked_before).toISOString()} is revoked.`);
+        notify(`Every token of ${shownApp} issued before ${time(revoked_before)} is revoked.`);
       })) { cursors = [null]; await attempt(showPage); }
     }, "danger");
     revoke.id = "revoke-app";
