@@ -111,6 +111,15 @@ def test_revoke_all_but_one_and_then_all(page: ConsolePage, api: Api) -> None:
     assert not api.active(tokens[1]["token"])
 
 
+def test_a_user_with_many_tokens_shows_the_newest_500(page: ConsolePage, api: Api) -> None:
+    tokens = [api.issue("jack", "web", device_name=f"d{i % 7}") for i in range(501)]
+    page.signed_in(ADMIN_ID, ADMIN_SECRET)
+    page.find_user("jack")
+    page.wait(lambda d: len(page.token_rows()) == 500, "500 rows")
+    assert tokens[0]["id"] not in page.token_rows()  # the oldest is left out
+    assert page.shown_text("token-count") == "501 live token(s) (the newest 500 shown)"
+
+
 def test_revoke_every_token_of_an_app_seen_in_the_live_feed(page: ConsolePage, api: Api) -> None:
     tokens = [api.issue(f"shopper {i}", "shop") for i in range(55)]
     page.signed_in(ADMIN_ID, ADMIN_SECRET)

@@ -4,6 +4,15 @@
 // and adding a sessions view beside views/user.js is all the UI needs.
 import { el, table, time } from "./dom.js";
 
+// The API lists a user's tokens whole; a page shows the newest MAX_SHOWN of them, so that a
+// user holding a huge number of tokens cannot stall the tab (revoke all still reaches all).
+export const MAX_SHOWN = 500;
+
+export function countText(tokens, noun) {
+  const more = tokens.length > MAX_SHOWN ? ` (the newest ${MAX_SHOWN} shown)` : "";
+  return `${tokens.length} ${noun}${more}`;
+}
+
 export function groupKey(token) {
   if (token.session_id != null) return `session ${token.session_id}`;
   return JSON.stringify([token.device_name ?? null, token.client_name ?? token.app_id]);
@@ -39,7 +48,7 @@ export const TOKEN_COLUMNS = {
 // of buttons) in the last column.
 export function deviceSections(tokens, columns, actions) {
   const withActions = [...columns, { title: "", className: "col-actions", cell: (t) => el("div", { className: "row-actions" }, actions(t)) }];
-  return groupByDevice(tokens).map((group) =>
+  return groupByDevice(tokens.slice(0, MAX_SHOWN)).map((group) =>
     el(
       "section",
       { className: "device" },

@@ -3,7 +3,7 @@
 import { Api, bearerAuthorization } from "./api.js";
 import { attempt, button, describe, el, notify, replace } from "./dom.js";
 import { confirmAction } from "./confirm.js";
-import { deviceSections, TOKEN_COLUMNS as C } from "./devices.js";
+import { countText, deviceSections, TOKEN_COLUMNS as C } from "./devices.js";
 import { mintedTokenId } from "./token.js";
 
 const COLUMNS = [C.app, C.created, C.expires];
@@ -53,7 +53,7 @@ function devicesPage(api, userId, ownId) {
       main,
       el("header", { className: "result-head" },
         el("h2", {}, "Devices of ", el("span", { id: "shown-user", className: "user-id", text: userId })),
-        el("p", { id: "token-count", text: `${tokens.length} signed-in session(s)` }),
+        el("p", { id: "token-count", text: countText(tokens, "signed-in session(s)") }),
         el("div", { className: "row-actions" }, elsewhere, everywhere)),
       el("div", { id: "devices" }, deviceSections(tokens, [device, ...COLUMNS], (t) => [
         button(mine(t) ? "Sign out here" : "Sign out", () => endOne(t), "revoke-one"),

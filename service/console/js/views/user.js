@@ -1,7 +1,7 @@
 // Find a user: their tokens by device (revoke one, all, all but one) and their audit events.
 import { attempt, button, el, notify, replace, table, time } from "../dom.js";
 import { confirmAction } from "../confirm.js";
-import { deviceSections, TOKEN_COLUMNS as C } from "../devices.js";
+import { countText, deviceSections, TOKEN_COLUMNS as C } from "../devices.js";
 
 const COLUMNS = [C.id, C.app, C.type, C.scopes, C.created, C.expires];
 
@@ -42,7 +42,7 @@ export function userView(api) {
       "header",
       { className: "result-head" },
       el("h2", {}, "User ", el("span", { id: "shown-user", className: "user-id", text: userId })),
-      el("p", { id: "token-count", text: `${tokens.length} live token(s)${where}` }),
+      el("p", { id: "token-count", text: countText(tokens, `live token(s)${where}`) }),
       revokeAll,
     );
   }
