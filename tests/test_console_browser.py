@@ -248,3 +248,33 @@ def test_the_console_on_the_embedded_store(browser: webdriver.Chrome, tmp_path: 
         page.wait_rows({kept["id"]})
         assert not api.active(revoked["token"]) and api.active(kept["token"])
         assert page.csp_violations() == []
+
+
+def test_the_feed_parser_reads_events_split_anywhere(page: ConsolePage) -> None:
+    """sse.js in the browser itself, fed a stream cut mid-field and mid-line (CRLF and LF)."""
+    page.open()
+    chunks = [
+        "retry: 1000\n\nid: 1-0\nevent: to",
+        'ken\ndata: {"a"',
+        ":1}\r\n\r\n: heartbeat\n\nid: 2-0\n\n",  # a comment; an id alone moves the position
+        "event: ready\nid: 3-0\ndata: x\ndata:y\n",
+        "\n",
+    ]
+    result = page.driver.execute_async_script(
+        """
+        const [chunks, done] = arguments;
+        const { messages } = await import("/console/js/sse.js");
+        const body = new ReadableStream({ start(controller) {
+            for (const c of chunks) controller.enqueue(new TextEncoder().encode(c));
+            controller.close();
+        } });
+        const ids = [], seen = [];
+        for await (const m of messages(body, (id) => ids.push(id))) seen.push([m.event, m.data]);
+        done({ ids, seen });
+        """,
+        chunks,
+    )
+    assert result == {
+        "ids": ["1-0", "2-0", "3-0"],
+        "seen": [["token", '{"a":1}'], ["ready", "x\ny"]],
+    }

@@ -2,7 +2,7 @@
 // app, or watch the revocation feed. What it shows and allows is what the API allows that
 // client (its permissions and apps); the console adds no rule of its own.
 import { Api, basicAuthorization } from "./api.js";
-import { attempt, button, describe, el, notify, replace } from "./dom.js";
+import { attempt, button, describe, el, input, notify, replace } from "./dom.js";
 import { appView } from "./views/app.js";
 import { feedView } from "./views/feed.js";
 import { userView } from "./views/user.js";
@@ -13,9 +13,11 @@ const TABS = [
   ["feed", "Live feed"],
 ];
 
+const HINT = "The secret stays in this tab's memory: reloading or closing the tab signs you out.";
+
 function signIn() {
-  const idInput = el("input", { id: "client-id", required: true, autocomplete: "off", spellcheck: "false" });
-  const secretInput = el("input", { id: "client-secret", type: "password", required: true, autocomplete: "off" });
+  const idInput = input("client-id", { required: true });
+  const secretInput = input("client-secret", { type: "password", required: true });
   const form = el(
     "form",
     { id: "signin", className: "card", onsubmit: async (e) => {
@@ -33,7 +35,7 @@ function signIn() {
       signedIn(api, idInput.value);
     } },
     el("h2", { text: "Sign in with an API client" }),
-    el("p", { className: "hint", text: "The secret stays in this tab's memory: reloading or closing the tab signs you out." }),
+    el("p", { className: "hint", text: HINT }),
     el("label", {}, "Client id", idInput),
     el("label", {}, "Secret", secretInput),
     el("button", { type: "submit", text: "Sign in" }),

@@ -47,7 +47,8 @@ export const TOKEN_COLUMNS = {
 // One section per device: a heading and a table of its tokens, with `actions(token)` (a list
 // of buttons) in the last column.
 export function deviceSections(tokens, columns, actions) {
-  const withActions = [...columns, { title: "", className: "col-actions", cell: (t) => el("div", { className: "row-actions" }, actions(t)) }];
+  const actionCell = (t) => el("div", { className: "row-actions" }, actions(t));
+  const withActions = [...columns, { title: "", className: "col-actions", cell: actionCell }];
   return groupByDevice(tokens.slice(0, MAX_SHOWN)).map((group) =>
     el(
       "section",

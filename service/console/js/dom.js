@@ -33,13 +33,22 @@ export function table(columns, rows, rowProps = () => ({})) {
   return el(
     "table",
     {},
-    el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", className: c.className, text: c.title })))),
+    el("thead", {}, el("tr", {}, columns.map(headCell))),
     el(
       "tbody",
       {},
       rows.map((row) => el("tr", rowProps(row), columns.map((c) => el("td", {}, c.cell(row))))),
     ),
   );
+}
+
+function headCell(column) {
+  return el("th", { scope: "col", className: column.className, text: column.title });
+}
+
+// A text field; secrets are `type: "password"`. No `name`: nothing a form could serialise.
+export function input(id, props = {}) {
+  return el("input", { id, autocomplete: "off", spellcheck: "false", ...props });
 }
 
 export function button(label, onclick, className = "") {

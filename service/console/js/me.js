@@ -1,16 +1,18 @@
 // "Your devices": a user signed in with one of their own tokens lists and ends their sessions.
 // The API's self-service rules apply: that user's tokens only, nothing else.
 import { Api, bearerAuthorization } from "./api.js";
-import { attempt, button, describe, el, notify, replace } from "./dom.js";
+import { attempt, button, describe, el, input, notify, replace } from "./dom.js";
 import { confirmAction } from "./confirm.js";
 import { countText, deviceSections, TOKEN_COLUMNS as C } from "./devices.js";
 import { mintedTokenId } from "./token.js";
 
 const COLUMNS = [C.app, C.created, C.expires];
 
+const HINT = "Sign in with your user id and one of your tokens (kept in this tab's memory only).";
+
 function signIn() {
-  const userInput = el("input", { id: "me-user", required: true, autocomplete: "off", spellcheck: "false" });
-  const tokenInput = el("input", { id: "me-token", type: "password", required: true, autocomplete: "off" });
+  const userInput = input("me-user", { required: true });
+  const tokenInput = input("me-token", { type: "password", required: true });
   const form = el(
     "form",
     { id: "me-signin", className: "card", onsubmit: async (e) => {
@@ -23,13 +25,14 @@ function signIn() {
         await page.load();
       } catch (error) {
         api.forget();
-        notify(error.status === 401 ? "This token is not valid (revoked or expired)." : describe(error), "error");
+        const invalid = "This token is not valid (revoked or expired).";
+        notify(error.status === 401 ? invalid : describe(error), "error");
         return;
       }
       notify("");
     } },
     el("h2", { text: "Your devices" }),
-    el("p", { className: "hint", text: "Sign in with your user id and one of your tokens. It stays in this tab's memory only." }),
+    el("p", { className: "hint", text: HINT }),
     el("label", {}, "User id", userInput),
     el("label", {}, "Your token", tokenInput),
     el("button", { type: "submit", text: "Show my devices" }),
@@ -48,11 +51,13 @@ function devicesPage(api, userId, ownId) {
     elsewhere.hidden = ownId == null || tokens.length < 2; // needs the id of the token in use
     const everywhere = button("Sign out everywhere", () => endAll(false), "danger");
     everywhere.id = "end-all";
-    const device = { title: "device", cell: (t) => (mine(t) ? el("strong", { className: "this-device", text: "this device" }) : (t.device_name ?? "—")) };
+    const here = () => el("strong", { className: "this-device", text: "this device" });
+    const device = { title: "device", cell: (t) => (mine(t) ? here() : (t.device_name ?? "—")) };
     replace(
       main,
       el("header", { className: "result-head" },
-        el("h2", {}, "Devices of ", el("span", { id: "shown-user", className: "user-id", text: userId })),
+        el("h2", {}, "Devices of ",
+          el("span", { id: "shown-user", className: "user-id", text: userId })),
         el("p", { id: "token-count", text: countText(tokens, "signed-in session(s)") }),
         el("div", { className: "row-actions" }, elsewhere, everywhere)),
       el("div", { id: "devices" }, deviceSections(tokens, [device, ...COLUMNS], (t) => [
@@ -79,7 +84,9 @@ function devicesPage(api, userId, ownId) {
   async function endAll(keepThis) {
     const ok = await confirmAction({
       title: keepThis ? "Sign out everywhere else" : "Sign out everywhere",
-      text: keepThis ? "Every other device is signed out; this one stays." : "Every device, this one included, is signed out.",
+      text: keepThis
+        ? "Every other device is signed out; this one stays."
+        : "Every device, this one included, is signed out.",
       action: "Sign out",
     });
     if (!ok) return;

@@ -7,5 +7,6 @@ export function mintedTokenId(value) {
   const match = MINTED.exec(value);
   if (match == null) return null;
   const [tag, rid] = [match[1], match[2]];
-  return `${tag.slice(0, 8)}-${tag.slice(8, 12)}-${tag.slice(12)}-${rid.slice(0, 4)}-${rid.slice(4)}`;
+  const [a, b, c] = [tag.slice(0, 8), tag.slice(8, 12), tag.slice(12)];
+  return `${a}-${b}-${c}-${rid.slice(0, 4)}-${rid.slice(4)}`;
 }

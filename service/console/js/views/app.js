@@ -1,5 +1,5 @@
 // An app's tokens, one page at a time (never the whole app in memory), and revoking them all.
-import { attempt, button, el, notify, replace, table, time } from "../dom.js";
+import { attempt, button, el, input, notify, replace, table, time } from "../dom.js";
 import { confirmAction } from "../confirm.js";
 import { TOKEN_COLUMNS as C } from "../devices.js";
 
@@ -7,7 +7,7 @@ const PAGE_SIZE = 50;
 const COLUMNS = [C.id, C.user, C.device, C.client, C.created, C.expires];
 
 export function appView(api) {
-  const appInput = el("input", { id: "app-id", required: true, autocomplete: "off", spellcheck: "false" });
+  const appInput = input("app-id", { required: true });
   const result = el("div", { id: "app-result" });
   let appId = null;
   let cursors = [null]; // the cursor of each page shown so far: "previous" goes back one
@@ -17,8 +17,8 @@ export function appView(api) {
     const page = await api.appTokens(appId, { limit: PAGE_SIZE, cursor });
     const rows = page.tokens.length === 0
       ? el("p", { className: "empty", text: "No live tokens on this page." })
-      : table([...COLUMNS, { title: "", cell: (t) => button("Revoke", () => revokeOne(t), "revoke-one") }],
-          page.tokens, (t) => ({ dataset: { tokenId: t.id } }));
+      : table([...COLUMNS, { title: "", cell: revokeButton }], page.tokens,
+        (t) => ({ dataset: { tokenId: t.id } }));
     const previous = button("Previous", () => { cursors.pop(); attempt(showPage); });
     previous.disabled = cursors.length === 1;
     const next = button("Next", () => { cursors.push(page.next_cursor); attempt(showPage); });
@@ -40,7 +40,8 @@ export function appView(api) {
     const revoke = button(`Revoke every token of ${shownApp}`, async () => {
       const ok = await confirmAction({
         title: "Revoke every token of an app",
-        text: `Every token of app ${shownApp}, of every user, stops working at once. This cannot be undone.`,
+        text: `Every token of app ${shownApp}, of every user, stops working at once. `
+          + "This cannot be undone.",
         action: `Revoke all of ${shownApp}`,
         typed: shownApp,
       });
@@ -53,6 +54,8 @@ export function appView(api) {
     revoke.id = "revoke-app";
     return revoke;
   }
+
+  const revokeButton = (token) => button("Revoke", () => revokeOne(token), "revoke-one");
 
   async function revokeOne(token) {
     if (await attempt(async () => {

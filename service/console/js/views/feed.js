@@ -4,6 +4,7 @@ import { FeedFollower } from "../sse.js";
 
 const MAX_ROWS = 200;
 const KINDS = new Set(["token", "user", "app"]);
+const HEADINGS = ["when", "kind", "app", "user", "what"];
 
 export function feedView(api) {
   const state = el("p", { id: "feed-state", className: "feed-state", text: "not started" });
@@ -14,7 +15,9 @@ export function feedView(api) {
       state.textContent = detail ? `${name}: ${detail.message ?? detail}` : name;
     },
     onMessage(message) {
-      if (message.event === "reset") rows.prepend(row("reset", { at: Date.now() }, "events were lost; start over"));
+      if (message.event === "reset") {
+        rows.prepend(row("reset", { at: Date.now() }, "events were lost; start over"));
+      }
       if (!KINDS.has(message.event)) return;
       const data = JSON.parse(message.data);
       rows.prepend(row(message.event, data, describe(data)));
@@ -28,7 +31,7 @@ export function feedView(api) {
     el("h2", { text: "Revocation feed (live)" }),
     state,
     el("table", {},
-      el("thead", {}, el("tr", {}, ["when", "kind", "app", "user", "what"].map((t) => el("th", { scope: "col", text: t })))),
+      el("thead", {}, el("tr", {}, HEADINGS.map((t) => el("th", { scope: "col", text: t })))),
       rows),
   );
   return {

@@ -1,13 +1,13 @@
 // Find a user: their tokens by device (revoke one, all, all but one) and their audit events.
-import { attempt, button, el, notify, replace, table, time } from "../dom.js";
+import { attempt, button, el, input, notify, replace, table, time } from "../dom.js";
 import { confirmAction } from "../confirm.js";
 import { countText, deviceSections, TOKEN_COLUMNS as C } from "../devices.js";
 
 const COLUMNS = [C.id, C.app, C.type, C.scopes, C.created, C.expires];
 
 export function userView(api) {
-  const userInput = el("input", { id: "user-id", required: true, autocomplete: "off", spellcheck: "false" });
-  const appInput = el("input", { id: "user-app", autocomplete: "off", placeholder: "every app" });
+  const userInput = input("user-id", { required: true });
+  const appInput = input("user-app", { placeholder: "every app" });
   const result = el("div", { id: "user-result" });
   let shown = null; // {userId, appId} on display
 
@@ -66,7 +66,8 @@ export function userView(api) {
     const { userId, appId } = shown;
     const ok = await confirmAction({
       title: "Revoke all but one",
-      text: `Revoke every other token of user ${userId}${appId ? ` in app ${appId}` : ""}, keeping ${token.id}?`,
+      text: `Revoke every other token of user ${userId}${appId ? ` in app ${appId}` : ""}, `
+        + `keeping ${token.id}?`,
       action: "Revoke the others",
     });
     if (!ok) return;
@@ -104,5 +105,6 @@ function eventSection(events) {
     : events.events.length === 0
       ? el("p", { className: "empty", text: "No revocations yet." })
       : table(EVENT_COLUMNS, events.events);
-  return el("section", { id: "user-events" }, el("h3", { text: "Recent revocations (audit)" }), body);
+  const heading = el("h3", { text: "Recent revocations (audit)" });
+  return el("section", { id: "user-events" }, heading, body);
 }
