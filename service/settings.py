@@ -193,6 +193,9 @@ class Settings:
         _int_in(1, 1_000_000, "a number of connections"),
         "Open connections per process; more get 503 and are closed.",
     )
+    console: bool = _setting(
+        False, _bool, "Serve the admin console and the self-service page at `/console/`."
+    )
 
     def __post_init__(self) -> None:
         if self.default_ttl > self.max_ttl:
