@@ -50,6 +50,7 @@ BAD_VALUES = [
     ("TOKENSTORE_BODY_TIMEOUT", "-1"),
     ("TOKENSTORE_KEEPALIVE_TIMEOUT", "forever"),
     ("TOKENSTORE_MAX_CONNECTIONS", "0"),
+    ("TOKENSTORE_CONSOLE", "on please"),
 ]
 # Settings whose every value is valid: an empty clients file is "unset".
 ANY_VALUE = {"TOKENSTORE_CLIENTS_FILE"}
