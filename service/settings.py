@@ -174,6 +174,11 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.wait_replicas and self.redis_url is None:
+            raise SettingsError(
+                f"{env_name('wait_replicas')} needs {env_name('redis_url')}: the embedded "
+                "store has no replicas"
+            )
         if self.wait_replicas and self.wait_timeout >= self.redis_timeout:
             # WAIT holds its connection that long: the socket timeout would cut it first.
             raise SettingsError(
