@@ -175,9 +175,9 @@ class TokenStore:
         raise (with the call's outcome) if too few replicas confirmed it (service.durability)."""
         if not self.durability.replicas:
             return await self.run(op, script, keys, args), None
-        client = await self.client()
+        client, mark = await self.client(), self.keys.durability_mark(keys[0])
         with self.calls(op):
-            return await self.durability.run(client, script, keys, args)
+            return await self.durability.run(client, script, keys, args, mark)
 
     async def ping(self) -> bool:
         ops = await self.ops()

@@ -228,6 +228,10 @@ async def test_a_revocation_no_replica_confirms_answers_503_and_is_in_effect(
                     assert response.headers["Retry-After"] == "1"
                     assert (await response.json())["error"] == "not_durable"
                 assert time.monotonic() - started < 2.0  # the WAIT timeout, not a hang
+                # A retry finds nothing left to revoke, and is not confirmed either: the
+                # replica still lacks the first attempt.
+                async with session.delete(f"{service.url}/v1/tokens/{second_id}") as response:
+                    assert response.status == 503
                 async with session.delete(f"{service.url}/v1/users/user1/tokens") as response:
                     assert response.status == 503
                 # In effect on the primary all the same, and on the feed.
