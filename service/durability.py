@@ -6,7 +6,8 @@ Redis answers a write once it is in the primary's memory; replicas and the AOF f
 (another connection's WAIT knows nothing of this write, and may confirm at once). So the write
 script, a marker write and WAIT go out as one pipeline, on one connection: on a Cluster, to
 the node that owns the user's slot, which must still own it afterwards (a redirected write was
-confirmed by no one). Fewer than N in time: ``NotDurable``, a 503; the revocation is in effect on the primary.
+confirmed by no one). Fewer than N in time: ``NotDurable``, a 503; the revocation is in effect
+on the primary all the same.
 
 WAIT is not WAITAOF (Redis 7.2+; Debian's 7.0 has none): a confirmed replica has the write in
 memory, not necessarily on disk. The guarantee is that losing the primary, and promoting a

@@ -15,6 +15,10 @@ from helpers import ADMIN_HEADERS, Client, issue
 from redis_servers import RedisServer
 from service_process import ServiceProcess
 
+from service.api.metrics import METRICS
+from service.api.responses import STORE
+from service.metrics_server import MetricsServer
+
 pytestmark = pytest.mark.slow
 
 SCRAPERS = 4
@@ -91,3 +95,32 @@ async def test_the_service_port_serves_metrics_to_admins_only(
     response = await client.get("/metrics")  # the client fixture is the tests' admin
     assert response.status == 200
     assert 'tokenstore_tokens_issued_total{origin="minted"} 1.0' in await response.text()
+
+
+async def test_the_metrics_port_serves_metrics_only_and_logs_no_request(
+    client: Client, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app = client.app
+    assert app is not None
+    await issue(client, "alice", "web")
+    server = MetricsServer("127.0.0.1", 0, app[METRICS], app[STORE], asyncio.get_running_loop())
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            async with session.get(f"{base}/metrics") as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                text = await response.text()
+            async with session.get(f"{base}/metrics?token=tks_secret-in-query") as response:
+                assert response.status == 200
+            async with session.get(f"{base}/v1/tokens?token=tks_secret-in-query") as response:
+                assert response.status == 404
+            async with session.post(f"{base}/metrics", data=b"tks_secret-in-body") as response:
+                assert response.status == 501
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert 'tokenstore_tokens_issued_total{origin="minted"} 1.0' in text
+    assert "tokenstore_event_stream_length" in text
+    out, err = capfd.readouterr()
+    assert "tks_secret" not in caplog.text + out + err
