@@ -17,10 +17,14 @@ import aiohttp
 import pytest
 import redis
 from helpers import ADMIN_HEADERS, Client
+from redis.asyncio import Redis as AsyncRedis
 from redis_servers import HOST, RedisCluster, RedisServer
 from service_process import ServiceProcess
 
 from service.app import create_app
+from service.durability import Durability
+from service.errors import NotDurable
+from service.redis_ops import Script
 from service.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -286,3 +290,31 @@ async def test_a_node_that_lost_its_scripts_still_confirms(
     response = await client.delete(f"/v1/tokens/{issued['id']}")
     assert response.status == 200
     assert await response.json() == {"revoked": [issued["id"]]}
+
+
+async def test_a_call_that_writes_nothing_still_waits_for_what_came_before(
+    primary_and_replica: tuple[RedisServer, RedisServer],
+) -> None:
+    """A retry finds its token gone and writes nothing; WAIT right after a connection's own
+    acknowledged write returns at once, whatever other connections wrote since. Redis 7.0
+    moves the connection's offset on any script call (so this holds without the marker write
+    too, measured); the marker makes it hold on servers that do not."""
+    primary, replica = primary_and_replica
+    durability = Durability(replicas=1, timeout_s=0.2)
+    assert replica.pid is not None
+    retry = AsyncRedis(host=HOST, port=primary.port, single_connection_client=True)
+    try:
+        no_op = Script(retry.register_script("return 1"))
+        await no_op.load(retry)  # SCRIPT LOAD is replicated: this connection's last write
+        assert await retry.wait(1, 2000) == 1  # ... and the replica has it
+        with redis.Redis(host=HOST, port=primary.port) as writer:
+            os.kill(replica.pid, signal.SIGSTOP)
+            try:
+                writer.set("revoked-elsewhere", "1")  # the first attempt, another connection
+                reply, pending = await durability.run(retry, no_op, ["k{t}"], [], "mark{t}")
+            finally:
+                os.kill(replica.pid, signal.SIGCONT)
+    finally:
+        await retry.aclose()
+    assert reply == 1
+    assert isinstance(pending, NotDurable)
