@@ -11,7 +11,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from helpers import ADMIN_HEADERS, Client, issue
+from helpers import (
+    ADMIN_HEADERS,
+    ADMIN_ID,
+    ADMIN_SECRET,
+    Client,
+    bearer,
+    client_entry,
+    issue,
+    write_clients,
+)
 from redis_servers import RedisServer
 from service_process import ServiceProcess
 
@@ -21,8 +30,9 @@ from service.metrics_server import MetricsServer
 
 pytestmark = pytest.mark.slow
 
+ALMOST = "tkc_almost-admin-secret"
 SCRAPERS = 4
-WINDOW_S = 1.5
+WINDOW_S = 1.2
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
@@ -62,7 +72,7 @@ async def test_scrapers_hammering_the_metrics_port_do_not_stall_introspection(
                     token = (await response.json())["token"]
                 async with session.get(f"{service.url}/v1/nowhere/{n % 7}"):
                     pass
-            quiet = await introspection_latencies(session, service.url, token)
+            before = await introspection_latencies(session, service.url, token)
             stop, statuses = asyncio.Event(), list[int]()
             scrapers = [
                 asyncio.create_task(scrape_until(service.metrics_url, stop, statuses))
@@ -74,24 +84,37 @@ async def test_scrapers_hammering_the_metrics_port_do_not_stall_introspection(
             finally:
                 stop.set()
                 await asyncio.gather(*scrapers)
+            after = await introspection_latencies(session, service.url, token)
     assert statuses and set(statuses) == {200}
-    # Side by side, loosely (a shared machine): the open /metrics on the service's port, as it
-    # was, measured 0.64 -> 6.4 ms median and a tenth of the introspections; here ~1x.
-    quiet_p50, scraped_p50 = statistics.median(quiet), statistics.median(scraped)
-    assert scraped_p50 <= 2.5 * quiet_p50 + 0.0015, (quiet_p50, scraped_p50)
-    assert len(scraped) >= 0.4 * len(quiet), (len(quiet), len(scraped))
+    # Side by side, loosely (a machine shared with other jobs: the quiet window that fared
+    # worse is the reference). The open /metrics on the service's port, as it was, measured
+    # 0.64 -> 6.4 ms median and a tenth of the introspections; the metrics port ~1x.
+    quiet_p50 = max(statistics.median(before), statistics.median(after))
+    quiet_count = min(len(before), len(after))
+    scraped_p50 = statistics.median(scraped)
+    assert scraped_p50 <= 3 * quiet_p50 + 0.0015, (quiet_p50, scraped_p50)
+    assert len(scraped) >= 0.3 * quiet_count, (quiet_count, len(scraped))
 
 
-async def test_the_service_port_serves_metrics_to_admins_only(
-    client: Client, aiohttp_client: Any
-) -> None:
+@pytest.fixture
+def clients_file(tmp_path: Path) -> Path:
+    """The tests' admin, and a client with every permission but admin."""
+    almost = client_entry("almost", ALMOST, ["introspect", "issue", "read", "revoke"], ["*"])
+    return write_clients(
+        tmp_path / "clients.json", client_entry(ADMIN_ID, ADMIN_SECRET, ["admin"], ["*"]), almost
+    )
+
+
+async def test_the_service_port_serves_metrics_to_admins_only(client: Client) -> None:
     await issue(client, "alice", "web")
     async with aiohttp.ClientSession() as anonymous:
         async with anonymous.get(client.make_url("/metrics")) as response:
             assert response.status == 401
-        gateway = {"Authorization": "Bearer not-a-client"}
-        async with anonymous.get(client.make_url("/metrics"), headers=gateway) as response:
+        wrong = {"Authorization": "Bearer not-a-client"}
+        async with anonymous.get(client.make_url("/metrics"), headers=wrong) as response:
             assert response.status == 401
+        async with anonymous.get(client.make_url("/metrics"), headers=bearer(ALMOST)) as response:
+            assert response.status == 403
     response = await client.get("/metrics")  # the client fixture is the tests' admin
     assert response.status == 200
     assert 'tokenstore_tokens_issued_total{origin="minted"} 1.0' in await response.text()
