@@ -4,6 +4,7 @@ service's own ``/metrics`` needs an admin. Real processes on a real Redis."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import statistics
 import time
 from pathlib import Path
@@ -147,3 +148,14 @@ async def test_the_metrics_port_serves_metrics_only_and_logs_no_request(
     assert "tokenstore_event_stream_length" in text
     out, err = capfd.readouterr()
     assert "tks_secret" not in caplog.text + out + err
+
+
+async def test_a_metrics_port_in_use_stops_start_up(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = {"TOKENSTORE_METRICS_PORT": str(taken.getsockname()[1])}
+        with ServiceProcess(tmp_path, settings) as service:
+            assert await service.wait_exit(within=20) == 1, service.tail()
+    errors = [line["msg"] for line in service.lines() if line["level"] == "ERROR"]
+    assert errors == ["cannot listen for metrics: [Errno 98] Address already in use"]
