@@ -22,7 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
+from service.api.metrics import METRICS
+from service.api.responses import STORE
 from service.lifecycle import LIFECYCLE
+from service.metrics_server import MetricsServer
 from service.protocol import ClientLimits, HardenedRunner
 from service.settings import Settings
 
@@ -86,11 +89,21 @@ async def serve(
         except OSError as exc:
             log.error("cannot listen: %s", exc, extra=address)
             return 1
+        try:
+            metrics_server = _metrics_server(app, settings, reuse_port)
+        except OSError as exc:
+            log.error("cannot listen for metrics: %s", exc, extra={"port": settings.metrics_port})
+            return 1
         log.info("listening", extra=address)
         if on_listening is not None:
             on_listening()
         _check_file_limit(settings)
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:
+            if metrics_server is not None:
+                # In a thread: a scrape in progress waits for this loop.
+                await asyncio.to_thread(metrics_server.stop)
         app[LIFECYCLE].drain()
         log.info("shutdown: not ready", extra={"delay_s": settings.shutdown_delay})
         await asyncio.sleep(settings.shutdown_delay)
@@ -99,6 +112,26 @@ async def serve(
         await runner.cleanup()
     log.info("shutdown: done")
     return 0
+
+
+def _metrics_server(
+    app: web.Application, settings: Settings, reuse_port: bool
+) -> MetricsServer | None:
+    """The metrics port's server, started; None without a metrics port."""
+    if not settings.metrics_port:
+        return None
+    server = MetricsServer(
+        settings.host,
+        settings.metrics_port,
+        app[METRICS],
+        app[STORE],
+        asyncio.get_running_loop(),
+        reuse_port=reuse_port,
+        scrape_timeout=settings.redis_timeout + 1,
+    )
+    server.start()
+    log.info("metrics listening", extra={"host": settings.host, "port": settings.metrics_port})
+    return server
 
 
 def _check_file_limit(settings: Settings) -> None:

@@ -126,6 +126,11 @@ class Settings:
     )
     host: str = _setting("127.0.0.1", _host, "Address to listen on.")
     port: int = _setting(8080, _int_in(1, 65535, "a port number"), "Port to listen on.")
+    metrics_port: int = _setting(
+        9464,
+        _int_in(0, 65535, "a port number, or 0 for none"),
+        "Port of the open `/metrics`, served off the event loop. 0: none.",
+    )
     default_ttl: int = _setting(
         3600, _int_in(1, 10 * 365 * DAY, SECONDS), "Token lifetime (s) if none given."
     )
@@ -143,6 +148,14 @@ class Settings:
     )
     redis_timeout: float = _setting(
         2.0, _seconds(0.05, 60), "Seconds to wait for Redis (connect, command, free connection)."
+    )
+    wait_replicas: int = _setting(
+        0,
+        _int_in(0, 64, "a number of replicas"),
+        "Replicas that must confirm a revocation (WAIT) before 2xx. 0: none.",
+    )
+    wait_timeout: float = _setting(
+        0.5, _seconds(0.01, 60), "Seconds a revocation waits for those replicas; then 503."
     )
     allow_evicting_redis: bool = _setting(
         False, _bool, "Serve even if Redis may evict keys (revocations could come undone)."
@@ -198,6 +211,22 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.wait_replicas and self.redis_url is None:
+            raise SettingsError(
+                f"{env_name('wait_replicas')} needs {env_name('redis_url')}: the embedded "
+                "store has no replicas"
+            )
+        if self.wait_replicas and self.wait_timeout >= self.redis_timeout:
+            # WAIT holds its connection that long: the socket timeout would cut it first.
+            raise SettingsError(
+                f"{env_name('wait_timeout')} ({self.wait_timeout}) must be less than "
+                f"{env_name('redis_timeout')} ({self.redis_timeout})"
+            )
+        if self.metrics_port and self.metrics_port == self.port:
+            raise SettingsError(
+                f"{env_name('metrics_port')} ({self.metrics_port}) is {env_name('port')}; "
+                "use another port, or 0 for none"
+            )
         if self.default_ttl > self.max_ttl:
             raise SettingsError(
                 f"{env_name('default_ttl')} ({self.default_ttl}) is greater than "

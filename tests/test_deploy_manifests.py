@@ -46,6 +46,7 @@ CLIENTS_SECRET = "tokenstore-clients"
 MONITORING_KINDS = {"ServiceMonitor", "PrometheusRule"}
 UID = 10001
 PORT = 8080
+METRICS_PORT = 9464
 REDIS_SECRET = "tokenstore-redis"
 REDIS_SETTINGS = {
     "maxmemory-policy": "noeviction",
@@ -292,7 +293,8 @@ def test_settings_and_listen_address(target: str) -> None:
     assert settings["TOKENSTORE_HOST"] == "0.0.0.0"
     assert settings["TOKENSTORE_PORT"] == str(PORT)
     assert settings["TOKENSTORE_WORKERS"] == "1"
-    assert [p["containerPort"] for p in c["ports"]] == [PORT]
+    assert settings["TOKENSTORE_METRICS_PORT"] == str(METRICS_PORT)
+    assert [p["containerPort"] for p in c["ports"]] == [PORT, METRICS_PORT]
     assert all(key.startswith("TOKENSTORE_") for key in settings)
     assert "TOKENSTORE_REDIS_URL" not in settings, "the Redis URL is a credential: Secret only"
     (redis_url,) = (e for e in c["env"] if e["name"] == "TOKENSTORE_REDIS_URL")
@@ -378,7 +380,13 @@ def test_service_pdb_and_autoscaler_target_the_pods(target: str) -> None:
     service = one(objs, "Service", "tokenstore")
     assert service["spec"]["type"] == "ClusterIP"
     assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
-    assert [p["port"] for p in service["spec"]["ports"]] == [PORT]
+    assert [p["port"] for p in service["spec"]["ports"]] == [PORT, METRICS_PORT]
+    annotations = deploy["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(METRICS_PORT),
+        "prometheus.io/path": "/metrics",
+    }
     pdb = one(objs, "PodDisruptionBudget", "tokenstore")
     assert pdb["spec"]["minAvailable"] == 1
     assert labels_match(pdb["spec"]["selector"], labels)
@@ -420,8 +428,15 @@ def test_network_policy_limits_traffic(target: str) -> None:
     labels = deployment(target)["spec"]["template"]["metadata"]["labels"]
     assert labels_match(policy["podSelector"], labels)
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    assert policy_ports(policy["ingress"]) == {("TCP", PORT)}
+    assert policy_ports(policy["ingress"]) == {("TCP", PORT), ("TCP", METRICS_PORT)}
     assert all(rule["from"] for rule in policy["ingress"]), "no ingress from everywhere"
+    # The open metrics port: from the scrapers' namespace only, and they get nothing else.
+    (scrapers,) = (r for r in policy["ingress"] if policy_ports([r]) == {("TCP", METRICS_PORT)})
+    assert scrapers["from"] == [
+        {"namespaceSelector": {"matchLabels": {"tokenstore-metrics": "true"}}}
+    ]
+    assert all(METRICS_PORT not in {p["port"] for p in r["ports"]} or r is scrapers
+               for r in policy["ingress"])  # fmt: skip
     dns = {("UDP", 53), ("TCP", 53)}
     redis = policy_ports(policy["egress"]) - dns
     assert dns <= policy_ports(policy["egress"])
@@ -507,6 +522,7 @@ def test_compose_service_uses_redis_and_the_example_clients_file() -> None:
     app = compose["services"]["tokenstore"]
     env = app["environment"]
     assert env["TOKENSTORE_REDIS_URL"] == "redis://redis:6379/0"
+    assert app["ports"] == ["127.0.0.1:8080:8080", "127.0.0.1:9464:9464"]
     source, target, mode = next(v for v in app["volumes"] if "clients" in v).split(":")
     assert (source, mode) == ("./deploy/examples/clients.json", "ro")
     assert env["TOKENSTORE_CLIENTS_FILE"] == target
@@ -533,7 +549,7 @@ def test_dockerfile_builds_a_small_non_root_image() -> None:
     assert "COPY --from=build /opt/venv /opt/venv" in lines
     assert lines.index("USER 10001:10001") > lines.index(froms[1])
     for expected in (
-        "EXPOSE 8080",
+        "EXPOSE 8080 9464",
         "STOPSIGNAL SIGTERM",
         'ENTRYPOINT ["tokenstore"]',
         'CMD ["serve"]',

@@ -15,7 +15,8 @@ from redis_servers import free_port
 
 def _env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSTORE_")}
-    return {**env, **overrides}
+    # A free metrics port: the default one may be taken by another test's process.
+    return {**env, "TOKENSTORE_METRICS_PORT": str(free_port()), **overrides}
 
 
 def _get(url: str) -> int:

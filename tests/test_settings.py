@@ -51,6 +51,9 @@ BAD_VALUES = [
     ("TOKENSTORE_KEEPALIVE_TIMEOUT", "forever"),
     ("TOKENSTORE_MAX_CONNECTIONS", "0"),
     ("TOKENSTORE_CONSOLE", "on please"),
+    ("TOKENSTORE_METRICS_PORT", "-1"),
+    ("TOKENSTORE_WAIT_REPLICAS", "65"),
+    ("TOKENSTORE_WAIT_TIMEOUT", "soon"),
 ]
 # Settings whose every value is valid: an empty clients file is "unset".
 ANY_VALUE = {"TOKENSTORE_CLIENTS_FILE"}
