@@ -25,6 +25,7 @@ from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import SlotNotCoveredError
 
+from service.errors import NotDurable
 from service.keys import WATERMARK_COPIES, copy_window
 from service.redis_ops import RedisOps, Script
 
@@ -71,22 +72,36 @@ class WatermarkCopies:
                 continue
         self._on_node = on_node
 
-    async def raise_all(self, marks: dict[str, int], retention_ms: int) -> None:
+    async def raise_all(
+        self, marks: dict[str, int], retention_ms: int, *, durable: bool = False
+    ) -> NotDurable | None:
         """Raise these watermarks (app id -> us) in every copy but the first; Unavailable
-        unless every copy has them."""
+        unless every copy has them. ``durable``: each write as a revocation's (WAIT, with
+        ``TOKENSTORE_WAIT_REPLICAS``); returns the NotDurable to raise if a copy's was not."""
         if not marks:
-            return
+            return None
         store = self._store
         args: list[Any] = [retention_ms]
         for app_id, us in sorted(marks.items()):
             args += [app_id, us]
-        results = await asyncio.gather(
-            *(store.run("merge_watermarks", self._merge, [key], args) for key in self.keys[1:]),
-            return_exceptions=True,
-        )
+
+        async def merge(key: str) -> NotDurable | None:
+            if durable:
+                _reply, pending = await store.run_durable(
+                    "merge_watermarks", self._merge, [key], args
+                )
+                return pending
+            await store.run("merge_watermarks", self._merge, [key], args)
+            return None
+
+        results = await asyncio.gather(*map(merge, self.keys[1:]), return_exceptions=True)
+        pending: NotDurable | None = None
         for result in results:
-            if isinstance(result, BaseException):
+            if isinstance(result, NotDurable):
+                pending = pending or result
+            elif isinstance(result, BaseException):
                 raise result
+        return pending
 
     async def fill_once(self, retention_ms: int) -> None:
         """Copy the first copy's watermarks into the others, if no process has (a keyspace
