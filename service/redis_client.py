@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 REDIS_FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 # What redis-py itself raises when a connection is closed under a command in flight: its
 # Cluster client closes every connection on some errors (a failover), those in use included
-# (a writer gone: AttributeError; a reader shared: RuntimeError). Counted as Redis failures
+# (a writer gone: AttributeError; a transport closed, under uvloop: RuntimeError from its
+# handle; a reader shared: RuntimeError). Counted as Redis failures
 # only when raised inside redis-py (is_redis_failure), so that a bug of ours still answers 500.
 _CLIENT_STATE_ERRORS = (AttributeError, RuntimeError, IndexError, KeyError)
 
@@ -47,11 +48,11 @@ def is_redis_failure(exc: BaseException) -> bool:
 
 
 def _raised_in_redis_py(exc: BaseException) -> bool:
-    """True if the innermost frame not of asyncio is redis-py's: the error rose from within the
-    client (or from asyncio under it), not from our code."""
+    """True if the innermost frame not of the event loop (asyncio, uvloop) is redis-py's: the
+    error rose from within the client (or from the loop under it), not from our code."""
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
         module: str = frame.f_globals.get("__name__", "")
-        if not module.startswith("asyncio."):
+        if not module.startswith(("asyncio.", "uvloop")):
             return module == "redis" or module.startswith("redis.")
     return False
 

@@ -8,11 +8,13 @@ import time
 from typing import Any, cast
 
 import pytest
+import uvloop
 from helpers import Client, issue
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.crc import key_slot
 from redis.exceptions import SlotNotCoveredError
+from redis_servers import HOST, RedisServer
 from redis_servers import RedisCluster as Cluster
 
 from service.api.responses import STORE
@@ -30,6 +32,28 @@ async def test_a_connection_closed_under_redis_py_is_a_redis_failure() -> None:
     with pytest.raises(Unavailable) as raised, RedisCalls()("op"):
         await Connection()._send_packed_command([b"PING\r\n"])
     assert isinstance(raised.value.__cause__, AttributeError)
+
+
+def test_a_transport_closed_under_redis_py_on_uvloop_is_a_redis_failure(
+    redis_server: RedisServer,
+) -> None:
+    # The other failover error: uvloop refuses a write on a closed transport (RuntimeError
+    # from its own handle, under redis-py's frames).
+    async def write_on_a_closed_transport() -> BaseException | None:
+        conn = Connection(host=HOST, port=redis_server.port)
+        await cast(Any, conn).connect()
+        cast(Any, conn)._writer.transport.abort()
+        await asyncio.sleep(0.01)
+        try:
+            with RedisCalls()("op"):
+                await conn._send_packed_command([b"PING\r\n"])
+        except Unavailable as exc:
+            return exc.__cause__
+        finally:
+            await conn.disconnect()
+        return None
+
+    assert isinstance(uvloop.run(write_on_a_closed_transport()), RuntimeError)
 
 
 async def test_a_slot_without_a_node_is_a_redis_failure() -> None:
