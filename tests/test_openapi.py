@@ -33,7 +33,7 @@ def _router_operations(app: web.Application) -> set[tuple[str, str, str]]:
 def _document() -> dict[str, Any]:
     app = _app()
     routes, rules = app[ROUTES], app[RULES]
-    return document(routes, rules)
+    return document(routes, rules, Settings())
 
 
 def test_document_matches_router() -> None:
