@@ -47,6 +47,12 @@ def scopes(values: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def scope_list(raw: str) -> tuple[str, ...]:
+    """Scopes in one string: separated by spaces (RFC 6749 3.3); other whitespace is part of
+    a (bad) scope."""
+    return scopes([scope for scope in raw.split(" ") if scope])
+
+
 def optional_name(name: str, value: str | None) -> str | None:
     if value is not None and len(value) > MAX_NAME_CHARS:
         raise BadRequest(f"{name} must be at most {MAX_NAME_CHARS} characters")

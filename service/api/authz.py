@@ -58,8 +58,7 @@ class Requirements:
         if "path" not in request.match_info:
             scope_values += request.query.getall("scope", [])
             apps.update(request.query.getall("app", ()))
-        # Space-separated (RFC 6749 3.3): any other whitespace is part of a (bad) scope.
-        scopes = [scope for raw in scope_values for scope in raw.split(" ") if scope]
+        scopes = [scope for raw in scope_values for scope in validation.scope_list(raw)]
         return cls(frozenset(validation.scopes(scopes)), frozenset(apps))
 
     def app_denies(self, record: TokenRecord) -> bool:
