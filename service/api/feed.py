@@ -91,12 +91,12 @@ async def _replay(writer: _Writer, store: TokenStore, after: str, last: str) -> 
 
 
 def _last_event_id(request: web.Request) -> str | None:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    if not raw:
-        return None
-    if parse_event_id(raw) is None:
+    """The header's id, else the query's; either, if given, must be an id of this feed."""
+    given = [request.headers.get("Last-Event-ID"), request.query.get("last_event_id")]
+    ids = [raw for raw in given if raw]
+    if any(parse_event_id(raw) is None for raw in ids):
         raise BadRequest("Last-Event-ID is not an id of this feed", code="invalid_event_id")
-    return raw
+    return ids[0] if ids else None
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -62,8 +62,8 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
 
 _BASE = "/oauth/api/v1/users/{user_id:[^/]+}/tokens"
 _ERRORS: dict[str, Schema] = {
-    str(status): json_body(ref("OneginiError"), text)
-    for status, text in [
+    str(status): json_body(ref("OneginiError"), what)
+    for status, what in [
         (400, "Malformed input"),
         (401, "Missing or wrong credentials"),
         (403, "Credentials without the permission"),

@@ -56,7 +56,7 @@ def text(
     schema: Schema = {"type": "string"}
     if pattern is not None:
         body = f"(?:{pattern})"
-        schema["pattern"] = f"^(?:{body})?$" if allow_empty else f"^{body}$"
+        schema["pattern"] = f"^{body}?$" if allow_empty else f"^{body}$"
     if min_length:
         schema["minLength"] = min_length
     if max_length is not None:

@@ -108,8 +108,8 @@ def _jsonp(schema: Schema, description: str) -> Schema:
 _ANSWER = {
     "200": _jsonp(ref("UsergridAction"), "Revoked"),
     **{
-        str(status): _jsonp(ref("UsergridError"), text)
-        for status, text in [
+        str(status): _jsonp(ref("UsergridError"), what)
+        for status, what in [
             (400, "Missing or bad token (auth_bad_access_token: unknown, or another user's)"),
             (401, "Missing or wrong credentials"),
             (403, "Credentials without the permission"),
