@@ -33,7 +33,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TOKENSTORE_WORKERS=1
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9464
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["tokenstore", "healthcheck"]

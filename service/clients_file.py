@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -167,13 +168,21 @@ def to_json(client: ApiClient) -> dict[str, Any]:
 
 
 def save(path: str | Path, clients: Sequence[ApiClient]) -> None:
-    """Replace the file atomically (a reader sees the old or the new file, whole), mode 0600."""
-    target = Path(path)
+    """Replace the file atomically (a reader sees the old or the new file, whole), keeping an
+    existing file's mode, owner and group (a container may read it through its group); a new
+    file gets mode 0600. A symbolic link is followed, not replaced."""
+    target = Path(os.path.realpath(path))
     text = json.dumps({"clients": [to_json(c) for c in clients]}, indent=2) + "\n"
+    try:
+        kept: os.stat_result | None = target.stat()
+    except FileNotFoundError:
+        kept = None
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            os.fchmod(out.fileno(), 0o600)
+            os.fchmod(out.fileno(), 0o600 if kept is None else stat.S_IMODE(kept.st_mode))
+            if kept is not None:
+                _keep_owner(out.fileno(), kept, path)
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
@@ -184,22 +193,80 @@ def save(path: str | Path, clients: Sequence[ApiClient]) -> None:
         raise
 
 
-def add_client(path: str | Path, client_id: str, permissions: list[str], apps: list[str]) -> str:
-    """Add the client, or give an existing one a new secret and these rights; returns the new
-    secret, which is written nowhere (only its hash is)."""
-    existing = load(path) if Path(path).exists() else []
-    secret = new_secret()
+def _keep_owner(fd: int, kept: os.stat_result, path: str | Path) -> None:
+    now = os.fstat(fd)
+    if (now.st_uid, now.st_gid) == (kept.st_uid, kept.st_gid):
+        return
     try:
-        client = build(client_id, hash_secret(secret), permissions, apps)
+        os.fchown(fd, kept.st_uid, kept.st_gid)
+    except PermissionError:
+        raise ClientsError(
+            f"{path}: cannot keep its owner and group ({kept.st_uid}:{kept.st_gid}) in the new "
+            "file: run this as root or as its owner (the file is unchanged)"
+        ) from None
+
+
+class UnknownClient(ClientsError):
+    """No client has that id."""
+
+
+def _build(client_id: str, digest: bytes, permissions: Any, apps: Any) -> ApiClient:
+    try:
+        return build(client_id, digest, permissions, apps)
     except ValueError as exc:
         raise ClientsError(str(exc)) from None
+
+
+def _index_of(path: str | Path, clients: Sequence[ApiClient], client_id: str) -> int:
+    ids = [c.id for c in clients]
+    if client_id not in ids:
+        known = ", ".join(ids) or "none"
+        raise UnknownClient(f"{path}: no client with id {client_id!r} (clients: {known})")
+    return ids.index(client_id)
+
+
+def add_client(
+    path: str | Path,
+    client_id: str,
+    permissions: list[str],
+    apps: list[str],
+    *,
+    replace: bool = False,
+) -> str:
+    """Add the client (with ``replace``: or give an existing one a new secret and these
+    rights); returns the new secret, which is written nowhere (only its hash is)."""
+    existing = load(path) if Path(path).exists() else []
+    secret = new_secret()
+    client = _build(client_id, hash_secret(secret), permissions, apps)
     ids = [c.id for c in existing]
+    if client.id in ids and not replace:
+        raise ClientsError(
+            f"{path}: client {client.id!r} exists already: `client rotate` gives it a new "
+            "secret, `client add --replace` new rights and a new secret"
+        )
     if client.id in ids:
         existing[ids.index(client.id)] = client
     else:
         existing.append(client)
     save(path, existing)
     return secret
+
+
+def rotate_secret(path: str | Path, client_id: str) -> str:
+    """Give the client a new secret, keeping its rights; returns it (only its hash is kept)."""
+    clients = load(path)
+    index = _index_of(path, clients, client_id)
+    old = clients[index]
+    secret = new_secret()
+    clients[index] = ApiClient(old.id, hash_secret(secret), old.permissions, old.apps)
+    save(path, clients)
+    return secret
+
+
+def remove_client(path: str | Path, client_id: str) -> None:
+    clients = load(path)
+    del clients[_index_of(path, clients, client_id)]
+    save(path, clients)
 
 
 # --- start-up -----------------------------------------------------------------------------
