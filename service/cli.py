@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 
 from service import clients_file, runner, workers
+from service import healthcheck as health_probe
 from service.app import create_app
 from service.clients_file import ClientsError
 from service.logs import configure
@@ -44,21 +43,18 @@ def _workers_option(raw: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def healthcheck(settings: Settings) -> int:
-    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
-    try:
-        with urllib.request.urlopen(f"http://{host}:{settings.port}/healthz", timeout=3) as r:
-            return 0 if r.status == 200 else 1
-    except (urllib.error.URLError, OSError):
-        return 1
+def healthcheck() -> int:
+    """The image's HEALTHCHECK command, ``tokenstore-healthcheck``, under this name too."""
+    return health_probe.main()
 
 
 def add_client(settings: Settings, args: argparse.Namespace) -> int:
     path = args.file or settings.clients_file
     if not path:
         raise ClientsError(f"no clients file: pass --file PATH or set {env_name('clients_file')}")
+    group = None if args.group is None else clients_file.parse_group(args.group)
     secret = clients_file.add_client(
-        path, args.id, _comma_list(args.permissions), _comma_list(args.apps)
+        path, args.id, _comma_list(args.permissions), _comma_list(args.apps), group
     )
     print(f"client {args.id!r} written to {path} (its hash only); its secret, shown once:",
           file=sys.stderr)  # fmt: skip
@@ -82,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes sharing the port; 0 or auto: one per CPU (default: TOKENSTORE_WORKERS)",
     )
-    commands.add_parser("healthcheck", help="exit 0 if the local service answers /healthz")
+    commands.add_parser(
+        "healthcheck", help="exit 0 if the local service answers /healthz, else 1 and why"
+    )
     client = commands.add_parser("client", help="manage API clients in the clients file")
     actions = client.add_subparsers(dest="action", required=True)
     add = actions.add_parser(
@@ -98,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--apps", required=True, help="comma-separated app ids, or '*' for all")
     add.add_argument("--file", help=f"clients file (default: ${env_name('clients_file')})")
+    add.add_argument(
+        "--group",
+        metavar="GID",
+        help="make the file readable by this group (mode 0640), e.g. 10001 for the container "
+        "image; default: keep the file's group and mode, or 0600 for a new file",
+    )
     return parser
 
 
@@ -112,4 +116,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ClientsError) as exc:
         print(f"tokenstore: configuration error: {exc}", file=sys.stderr)
         return CONFIG_ERROR
-    return healthcheck(settings)
+    return healthcheck()

@@ -4,14 +4,19 @@ service uses when there is none.
 Format: ``{"clients": [{"id": "gateway", "secret_sha256": "<64 hex>",
 "permissions": ["introspect"], "apps": ["*"]}]}``. Every mistake stops start-up with a message
 naming the file and the entry.
+
+The file is mode 0600, or 0640 with a group (``client add --group 10001``: the container
+image's gid) so that a service running as another user can read it; an update keeps both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -71,9 +76,26 @@ def parse(text: str, source: str) -> list[ApiClient]:
 def load(path: str | Path) -> list[ApiClient]:
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except PermissionError as exc:
+        raise ClientsError(f"{path}: cannot read the clients file: {exc}. {_whom(path)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ClientsError(f"{path}: cannot read the clients file: {exc}") from None
     return parse(text, str(path))
+
+
+def _whom(path: str | Path) -> str:
+    """What to do about a file this process may not read (in a container: a mount)."""
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        st = os.stat(path)
+        found = f"it is mode {stat.S_IMODE(st.st_mode):04o}, uid {st.st_uid}, gid {st.st_gid}"
+    except OSError:
+        found = "its directory cannot be searched"
+    return (
+        f"This process runs as uid {uid}, gid {gid}, and {found}: let uid {uid} or gid {gid} "
+        f"read it, e.g. write it with `tokenstore client add --group {gid} ...` (mode 0640, "
+        f"group {gid}), or in Kubernetes mount the Secret with fsGroup: {gid}."
+    )
 
 
 def _entry(source: str, index: int, raw: Any) -> ApiClient:
@@ -166,14 +188,22 @@ def to_json(client: ApiClient) -> dict[str, Any]:
     }
 
 
-def save(path: str | Path, clients: Sequence[ApiClient]) -> None:
-    """Replace the file atomically (a reader sees the old or the new file, whole), mode 0600."""
+def save(path: str | Path, clients: Sequence[ApiClient], group: int | None = None) -> None:
+    """Replace the file atomically (a reader sees the old or the new file, whole). Mode 0600,
+    or 0640 with ``group``; with no group, an existing file's group and mode are kept."""
     target = Path(path)
     text = json.dumps({"clients": [to_json(c) for c in clients]}, indent=2) + "\n"
+    if group is None:
+        group, mode = _kept_group(target)
+    else:
+        mode = GROUP_READABLE
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             os.fchmod(out.fileno(), 0o600)
+            if group is not None:
+                _give_group(out.fileno(), group, target)
+            os.fchmod(out.fileno(), mode)
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
@@ -184,7 +214,46 @@ def save(path: str | Path, clients: Sequence[ApiClient]) -> None:
         raise
 
 
-def add_client(path: str | Path, client_id: str, permissions: list[str], apps: list[str]) -> str:
+PRIVATE, GROUP_READABLE = 0o600, 0o640
+
+
+def _kept_group(target: Path) -> tuple[int | None, int]:
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return None, PRIVATE
+    if st.st_mode & stat.S_IRGRP:
+        return st.st_gid, GROUP_READABLE
+    return None, PRIVATE
+
+
+def _give_group(fd: int, gid: int, target: Path) -> None:
+    try:
+        os.fchown(fd, -1, gid)
+    except PermissionError:
+        raise ClientsError(
+            f"{target}: cannot give group {gid} the clients file: only root or a member of "
+            f"group {gid} can (e.g. `sudo tokenstore client add --group {gid} ...`)"
+        ) from None
+
+
+def parse_group(value: str) -> int:
+    """A group id, or the name of a group of this machine."""
+    if value.isascii() and value.isdigit():
+        return int(value)
+    try:
+        return grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise ClientsError(f"--group {value!r}: no such group here; give its number") from None
+
+
+def add_client(
+    path: str | Path,
+    client_id: str,
+    permissions: list[str],
+    apps: list[str],
+    group: int | None = None,
+) -> str:
     """Add the client, or give an existing one a new secret and these rights; returns the new
     secret, which is written nowhere (only its hash is)."""
     existing = load(path) if Path(path).exists() else []
@@ -198,7 +267,7 @@ def add_client(path: str | Path, client_id: str, permissions: list[str], apps: l
         existing[ids.index(client.id)] = client
     else:
         existing.append(client)
-    save(path, existing)
+    save(path, existing, group)
     return secret
 
 

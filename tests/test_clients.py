@@ -165,7 +165,8 @@ def test_client_add_renews_an_entry_and_keeps_the_others(
     assert gateway is not None and gateway.apps == frozenset({"a", "b"})
     assert registry.find("backoffice", "bo") is not None
     assert [c["id"] for c in json.loads(path.read_text())["clients"]] == ["gateway", "backoffice"]
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # The group keeps read access (a container may read the file through it); others lose it.
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 @pytest.mark.parametrize(
