@@ -5,7 +5,7 @@ drain; what it refuses (an unreadable clients file, no Redis URL); and what it h
 the locked packages, no pip). How podman is driven here: tests/container_engine.py.
 
 Skipped only where podman is missing or cannot run (never on CI, where that fails instead).
-The first run here bootstraps a base image (about a minute) and builds (about 30 s).
+The first run here bootstraps a base image (one to three minutes) and builds (about 30 s).
 """
 
 from __future__ import annotations
