@@ -55,7 +55,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd. The
 # clients file must be readable by this uid or gid: `tokenstore client add --group 10001`.
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9464
 STOPSIGNAL SIGTERM
 # Stdlib only, no import of the app: a few ms of CPU per probe (service/healthcheck.py).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -161,6 +161,7 @@ def service_env(redis_url: str, port: int, credentials: Credentials) -> dict[str
         "TOKENSTORE_REDIS_URL": redis_url,
         "TOKENSTORE_HOST": HOST,
         "TOKENSTORE_PORT": str(port),
+        "TOKENSTORE_METRICS_PORT": str(free_port()),
         "TOKENSTORE_LOG_LEVEL": "INFO",  # as compose and the manifests ship it
         "TOKENSTORE_CLIENTS_FILE": str(credentials.path),
     }

@@ -12,6 +12,7 @@ from service import clients_file
 from service.api import (
     access,
     authz,
+    console,
     feed,
     fusionauth,
     health,
@@ -85,6 +86,8 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app.cleanup_ctx.append(metrics_api.snapshots)
     for dialect in DIALECTS:
         routing.add(app, dialect)
+    if settings.console:
+        routing.add(app, console.DIALECT)
     access.check_rules(app)  # catches a route added to the router outside any dialect
     return app
 

@@ -5,8 +5,9 @@ Format: ``{"clients": [{"id": "gateway", "secret_sha256": "<64 hex>",
 "permissions": ["introspect"], "apps": ["*"]}]}``. Every mistake stops start-up with a message
 naming the file and the entry.
 
-The file is mode 0600, or 0640 with a group (``client add --group 10001``: the container
-image's gid) so that a service running as another user can read it; an update keeps both.
+A new file is mode 0600, or 0640 with a group (``client add --group 10001``: the container
+image's gid) so that a service running as another user can read it; updates keep the mode,
+owner and group.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def _whom(path: str | Path) -> str:
         found = "its directory cannot be searched"
     return (
         f"This process runs as uid {uid}, gid {gid}, and {found}: let uid {uid} or gid {gid} "
-        f"read it, e.g. write it with `tokenstore client add --group {gid} ...` (mode 0640, "
-        f"group {gid}), or in Kubernetes mount the Secret with fsGroup: {gid}."
+        f"read it: `chgrp {gid} FILE && chmod 0640 FILE`, or write it with `tokenstore client "
+        f"add --group {gid} ...`; in Kubernetes mount the Secret with fsGroup: {gid}."
     )
 
 
@@ -189,21 +190,24 @@ def to_json(client: ApiClient) -> dict[str, Any]:
 
 
 def save(path: str | Path, clients: Sequence[ApiClient], group: int | None = None) -> None:
-    """Replace the file atomically (a reader sees the old or the new file, whole). Mode 0600,
-    or 0640 with ``group``; with no group, an existing file's group and mode are kept."""
-    target = Path(path)
+    """Replace the file atomically (a reader sees the old or the new file, whole), keeping an
+    existing file's mode, owner and group (a container may read it through its group); a new
+    file gets mode 0600. With ``group``: that group and mode 0640. A symbolic link is followed,
+    not replaced."""
+    target = Path(os.path.realpath(path))
     text = json.dumps({"clients": [to_json(c) for c in clients]}, indent=2) + "\n"
-    if group is None:
-        group, mode = _kept_group(target)
-    else:
-        mode = GROUP_READABLE
+    try:
+        kept: os.stat_result | None = target.stat()
+    except FileNotFoundError:
+        kept = None
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            os.fchmod(out.fileno(), 0o600)
+            os.fchmod(out.fileno(), 0o600 if kept is None else stat.S_IMODE(kept.st_mode))
+            if kept is not None:
+                _keep_owner(out.fileno(), kept, path)
             if group is not None:
-                _give_group(out.fileno(), group, target)
-            os.fchmod(out.fileno(), mode)
+                _give_group(out.fileno(), group, path)
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
@@ -214,27 +218,31 @@ def save(path: str | Path, clients: Sequence[ApiClient], group: int | None = Non
         raise
 
 
-PRIVATE, GROUP_READABLE = 0o600, 0o640
-
-
-def _kept_group(target: Path) -> tuple[int | None, int]:
+def _keep_owner(fd: int, kept: os.stat_result, path: str | Path) -> None:
+    now = os.fstat(fd)
+    if (now.st_uid, now.st_gid) == (kept.st_uid, kept.st_gid):
+        return
     try:
-        st = target.stat()
-    except FileNotFoundError:
-        return None, PRIVATE
-    if st.st_mode & stat.S_IRGRP:
-        return st.st_gid, GROUP_READABLE
-    return None, PRIVATE
+        os.fchown(fd, kept.st_uid, kept.st_gid)
+    except PermissionError:
+        raise ClientsError(
+            f"{path}: cannot keep its owner and group ({kept.st_uid}:{kept.st_gid}) in the new "
+            "file: run this as root or as its owner (the file is unchanged)"
+        ) from None
 
 
-def _give_group(fd: int, gid: int, target: Path) -> None:
+GROUP_READABLE = 0o640
+
+
+def _give_group(fd: int, gid: int, path: str | Path) -> None:
     try:
         os.fchown(fd, -1, gid)
     except PermissionError:
         raise ClientsError(
-            f"{target}: cannot give group {gid} the clients file: only root or a member of "
+            f"{path}: cannot give group {gid} the clients file: only root or a member of "
             f"group {gid} can (e.g. `sudo tokenstore client add --group {gid} ...`)"
         ) from None
+    os.fchmod(fd, GROUP_READABLE)
 
 
 def parse_group(value: str) -> int:
@@ -247,28 +255,69 @@ def parse_group(value: str) -> int:
         raise ClientsError(f"--group {value!r}: no such group here; give its number") from None
 
 
+class UnknownClient(ClientsError):
+    """No client has that id."""
+
+
+def _build(client_id: str, digest: bytes, permissions: Any, apps: Any) -> ApiClient:
+    try:
+        return build(client_id, digest, permissions, apps)
+    except ValueError as exc:
+        raise ClientsError(str(exc)) from None
+
+
+def _index_of(path: str | Path, clients: Sequence[ApiClient], client_id: str) -> int:
+    ids = [c.id for c in clients]
+    if client_id not in ids:
+        known = ", ".join(ids) or "none"
+        raise UnknownClient(f"{path}: no client with id {client_id!r} (clients: {known})")
+    return ids.index(client_id)
+
+
 def add_client(
     path: str | Path,
     client_id: str,
     permissions: list[str],
     apps: list[str],
+    *,
+    replace: bool = False,
     group: int | None = None,
 ) -> str:
-    """Add the client, or give an existing one a new secret and these rights; returns the new
-    secret, which is written nowhere (only its hash is)."""
+    """Add the client (with ``replace``: or give an existing one a new secret and these
+    rights); returns the new secret, which is written nowhere (only its hash is). ``group``:
+    the file gets that group and mode 0640."""
     existing = load(path) if Path(path).exists() else []
     secret = new_secret()
-    try:
-        client = build(client_id, hash_secret(secret), permissions, apps)
-    except ValueError as exc:
-        raise ClientsError(str(exc)) from None
+    client = _build(client_id, hash_secret(secret), permissions, apps)
     ids = [c.id for c in existing]
+    if client.id in ids and not replace:
+        raise ClientsError(
+            f"{path}: client {client.id!r} exists already: `client rotate` gives it a new "
+            "secret, `client add --replace` new rights and a new secret"
+        )
     if client.id in ids:
         existing[ids.index(client.id)] = client
     else:
         existing.append(client)
     save(path, existing, group)
     return secret
+
+
+def rotate_secret(path: str | Path, client_id: str) -> str:
+    """Give the client a new secret, keeping its rights; returns it (only its hash is kept)."""
+    clients = load(path)
+    index = _index_of(path, clients, client_id)
+    old = clients[index]
+    secret = new_secret()
+    clients[index] = ApiClient(old.id, hash_secret(secret), old.permissions, old.apps)
+    save(path, clients)
+    return secret
+
+
+def remove_client(path: str | Path, client_id: str) -> None:
+    clients = load(path)
+    del clients[_index_of(path, clients, client_id)]
+    save(path, clients)
 
 
 # --- start-up -----------------------------------------------------------------------------

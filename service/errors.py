@@ -9,11 +9,12 @@ TokenStoreError
 ├── NotFound            404  no such resource (or not visible to the caller)
 ├── Conflict            409  the resource exists already
 └── Unavailable         503  Redis cannot be reached: fail closed
+    └── NotDurable      503  a revocation took effect, but too few replicas confirmed it
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class TokenStoreError(Exception):
@@ -71,3 +72,18 @@ class Unavailable(TokenStoreError):
     status = 503
     default_code = "unavailable"
     retry_after_seconds: ClassVar[int] = 1
+
+
+class NotDurable(Unavailable):
+    """``TOKENSTORE_WAIT_REPLICAS`` replicas did not confirm a revocation in time. The Redis
+    primary has it (it is in effect now), but a failover could undo it: the caller is told
+    503, to retry. ``outcome`` is what the call would have returned."""
+
+    default_code = "not_durable"
+
+    def __init__(self, confirmed: int, wanted: int) -> None:
+        super().__init__(
+            f"the revocation took effect on the Redis primary, but {confirmed} of {wanted} "
+            "replicas confirmed it in time; it could be undone by a failover: retry"
+        )
+        self.outcome: Any = None

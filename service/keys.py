@@ -17,6 +17,9 @@ never appear in key names (they may hold braces); only hashes of them do.
 - ``{w}aw`` hash app id -> revoked_before ms (app watermarks); ``{w}sweeps`` the same for
   sweeps not finished. Both expire after the longest token lifetime.
 - ``events`` stream: revocation events, trimmed by MINID to the longest token lifetime.
+- ``d:{slot tag}`` string, only with ``TOKENSTORE_WAIT_REPLICAS``: written (1 s expiry) after
+  each revocation so that WAIT always has a write of its own connection to wait for, even
+  when the revocation changed nothing (a retry after a 503): the slot tag of the key written.
 - ``meta`` hash: ``tag_key``, the secret behind user tags, and ``layout``, the version of
   this layout; the one key with no expiry.
 
@@ -50,6 +53,11 @@ class Keys:
 
     def user(self, tag: str) -> str:
         return f"{self.prefix}h:{{{tag}}}"
+
+    def durability_mark(self, written: str) -> str:
+        """A key in the slot of key ``written`` (one of the keys above, all hash-tagged)."""
+        slot_tag = written[written.index("{") : written.index("}") + 1]
+        return f"{self.prefix}d:{slot_tag}"
 
     def user_events(self, tag: str) -> str:
         return f"{self.prefix}e:{{{tag}}}"

@@ -255,17 +255,26 @@ class Metrics:
 
     def collect(self) -> Iterator[Metric]:
         """This process's numbers plus every other worker's latest snapshot."""
-        total = self.tally()
+        return self._with_others(self.tally()).families()
+
+    def _with_others(self, total: Tally) -> Tally:
         if self.metrics_dir is not None:
             own = _snapshot_name(self.pid)
             for name in os.listdir(self.metrics_dir):
                 if name.startswith("metrics_") and name.endswith(".json") and name != own:
                     total.add(_read(os.path.join(self.metrics_dir, name)))
-        return total.families()
+        return total
 
     def render(self, extra: Iterable[Metric] = ()) -> bytes:
         """The text format of every process's samples, followed by ``extra`` families."""
         return generate_latest(self.registry) + generate_latest(_Families(list(extra)))
+
+    def text(self, own: Tally, extra: Iterable[Metric] = ()) -> bytes:
+        """``render`` from ``own``, a ``tally()`` taken on the event loop: the rest (reading
+        the other workers' snapshots, summing, formatting) touches nothing the loop changes,
+        so it may run in another thread."""
+        total = _Families(list(self._with_others(own).families()))
+        return generate_latest(total) + generate_latest(_Families(list(extra)))
 
 
 def _snapshot_name(pid: int) -> str:

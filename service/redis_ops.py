@@ -40,6 +40,16 @@ class Script:
     async def __call__(self, keys: list[str], args: Sequence[str | bytes | int]) -> Any:
         return await self._script(keys=keys, args=list(args))
 
+    @property
+    def sha(self) -> str:
+        """For an EVALSHA of one's own (in a pipeline, service.durability)."""
+        sha: str = self._script.sha
+        return sha
+
+    async def load(self, client: AnyRedis) -> None:
+        """SCRIPT LOAD (on every primary of a Cluster), after a NOSCRIPT reply."""
+        await client.script_load(self._script.script)
+
 
 def load_script(client: AnyRedis, name: str) -> Script:
     return Script(client.register_script(_source(name)))

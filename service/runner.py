@@ -17,12 +17,15 @@ import asyncio
 import logging
 import resource
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
 
+from service.api.metrics import METRICS
+from service.api.responses import STORE
 from service.lifecycle import LIFECYCLE
+from service.metrics_server import MetricsServer
 from service.protocol import ClientLimits, HardenedRunner
 from service.settings import Settings
 
@@ -35,9 +38,19 @@ def run(
     *,
     reuse_port: bool = False,
     parent_sentinel: int | None = None,
+    on_listening: Callable[[], object] | None = None,
 ) -> int:
-    """Serve ``app`` until told to stop; a worker also stops on EOF of ``parent_sentinel``."""
-    return _run_loop(serve(app, settings, reuse_port=reuse_port, parent_sentinel=parent_sentinel))
+    """Serve ``app`` until told to stop; a worker also stops on EOF of ``parent_sentinel``.
+    ``on_listening`` runs once the port is bound (never if binding fails)."""
+    return _run_loop(
+        serve(
+            app,
+            settings,
+            reuse_port=reuse_port,
+            parent_sentinel=parent_sentinel,
+            on_listening=on_listening,
+        )
+    )
 
 
 def _run_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -49,7 +62,12 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
 
 
 async def serve(
-    app: web.Application, settings: Settings, *, reuse_port: bool, parent_sentinel: int | None
+    app: web.Application,
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    parent_sentinel: int | None,
+    on_listening: Callable[[], object] | None = None,
 ) -> int:
     stop = _stop_event(parent_sentinel)
     runner = HardenedRunner(
@@ -71,9 +89,21 @@ async def serve(
         except OSError as exc:
             log.error("cannot listen: %s", exc, extra=address)
             return 1
+        try:
+            metrics_server = _metrics_server(app, settings, reuse_port)
+        except OSError as exc:
+            log.error("cannot listen for metrics: %s", exc, extra={"port": settings.metrics_port})
+            return 1
         log.info("listening", extra=address)
+        if on_listening is not None:
+            on_listening()
         _check_file_limit(settings)
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:
+            if metrics_server is not None:
+                # In a thread: a scrape in progress waits for this loop.
+                await asyncio.to_thread(metrics_server.stop)
         app[LIFECYCLE].drain()
         log.info("shutdown: not ready", extra={"delay_s": settings.shutdown_delay})
         await asyncio.sleep(settings.shutdown_delay)
@@ -82,6 +112,26 @@ async def serve(
         await runner.cleanup()
     log.info("shutdown: done")
     return 0
+
+
+def _metrics_server(
+    app: web.Application, settings: Settings, reuse_port: bool
+) -> MetricsServer | None:
+    """The metrics port's server, started; None without a metrics port."""
+    if not settings.metrics_port:
+        return None
+    server = MetricsServer(
+        settings.host,
+        settings.metrics_port,
+        app[METRICS],
+        app[STORE],
+        asyncio.get_running_loop(),
+        reuse_port=reuse_port,
+        scrape_timeout=settings.redis_timeout + 1,
+    )
+    server.start()
+    log.info("metrics listening", extra={"host": settings.host, "port": settings.metrics_port})
+    return server
 
 
 def _check_file_limit(settings: Settings) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hmac
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from service import tokens, validation
 from service.clock import now_ms
-from service.errors import BadRequest, Conflict, Forbidden, NotFound
+from service.errors import BadRequest, Conflict, Forbidden, NotDurable, NotFound
 from service.events import USER_APP, EventKind, RevocationEvent
 from service.observer import NO_OBSERVER, Observer
 from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
@@ -202,12 +203,16 @@ class TokenService:
 
     async def revoke_id(self, token_id: str, actor: Actor, *, scope: Scope) -> list[str]:
         tid = _parse_id(token_id)
-        revoked = await self.store.revoke_one(tid, user_id=scope.user_id, apps=scope.apps)
-        if revoked is None:
-            return []
-        await self._emit(EventKind.TOKEN, [Revoked(tid, revoked.app_id)], actor, revoked.user_id)
-        self.observer.revoked("token")
-        return [str(tid)]
+        revoked, pending = await _durably(
+            self.store.revoke_one(tid, user_id=scope.user_id, apps=scope.apps)
+        )
+        if revoked is not None:
+            await self._emit(
+                EventKind.TOKEN, [Revoked(tid, revoked.app_id)], actor, revoked.user_id
+            )
+            self.observer.revoked("token")
+        _raise_pending(pending)
+        return [] if revoked is None else [str(tid)]
 
     async def revoke_token(self, value: str, actor: Actor, *, scope: Scope) -> list[str]:
         tid = await self._locate(value)
@@ -233,10 +238,13 @@ class TokenService:
         keep = _parse_id(keep_id) if keep_id else None
         if not scope.admits_user(user_id):
             return []
-        revoked = await self.store.revoke_user(user_id, apps=scope.bulk_apps(app_id), keep=keep)
+        revoked, pending = await _durably(
+            self.store.revoke_user(user_id, apps=scope.bulk_apps(app_id), keep=keep)
+        )
         await self._emit(EventKind.USER, revoked, actor, user_id, scope_app=app_id)
         if revoked:
             self.observer.revoked("user_app" if app_id else "user")
+        _raise_pending(pending)
         return [str(r.id) for r in revoked]
 
     async def revoke_app(self, app_id: str, actor: Actor, *, scope: Scope) -> int:
@@ -244,11 +252,12 @@ class TokenService:
         validation.identifier("app_id", app_id)
         if scope.user_id is not None or not scope.admits_app(app_id):
             raise Forbidden("this client may not revoke the tokens of this app")
-        watermark_us = await self.store.revoke_app(app_id, self._retention_ms)
+        watermark_us, pending = await _durably(self.store.revoke_app(app_id, self._retention_ms))
         watermark = -(-watermark_us // 1000)
         event = actor.event(EventKind.APP, app_id, revoked_before=watermark)
         await self.store.append_event(event, self._retention_ms)
         self.observer.revoked("app")
+        _raise_pending(pending)
         return watermark
 
     async def user_events(self, user_id: str, *, scope: Scope) -> list[RevocationEvent]:
@@ -280,6 +289,23 @@ class TokenService:
             scope = USER_APP if scope_app is not None else None
             event = actor.event(kind, app, user_id=user_id, ids=tuple(ids), scope=scope)
             await self.store.append_event(event, self._retention_ms, user_id=user_id)
+
+
+T = TypeVar("T")
+
+
+async def _durably(write: Awaitable[T]) -> tuple[T, NotDurable | None]:
+    """A revocation's outcome, even when too few replicas confirmed it: it is in effect on the
+    primary, so its event is written (feeds drop cached answers) before the 503 is raised."""
+    try:
+        return await write, None
+    except NotDurable as exc:
+        return exc.outcome, exc
+
+
+def _raise_pending(pending: NotDurable | None) -> None:
+    if pending is not None:
+        raise pending
 
 
 def _parse_id(token_id: str) -> TokenId:

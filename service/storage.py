@@ -71,6 +71,8 @@ class Store(Protocol):
 
     async def drop_pointer(self, digest: bytes) -> None: ...
 
+    # The three revocations raise NotDurable, with their outcome, when the replicas the
+    # settings ask for did not confirm them (service.durability); they are in effect all the same.
     async def revoke_one(
         self, tid: TokenId, *, user_id: str | None, apps: Collection[str] | None
     ) -> RevokedOne | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Collection, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from redis.exceptions import ResponseError
@@ -18,7 +18,8 @@ from service import tokens
 from service.app_index import AppIndex
 from service.batching import ReadBatcher
 from service.clock import now_ms
-from service.errors import Unavailable
+from service.durability import Durability
+from service.errors import NotDurable, Unavailable
 from service.event_log import EventLog, StreamEntry, StreamState
 from service.events import RevocationEvent
 from service.keys import LAYOUT_VERSION, OWNER_FIELD, RID_BYTES, Keys
@@ -84,6 +85,7 @@ class TokenStore:
         self.calls = RedisCalls(observer)
         self.connector = RedisConnector(settings, self._on_connect, self.calls)
         self.batcher = ReadBatcher(self.connector.client, self.calls)
+        self.durability = Durability(settings.wait_replicas, settings.wait_timeout)
         self.apps = AppIndex(self)
         self.events = EventLog(self)
         self._scripts: _Scripts | None = None
@@ -166,6 +168,17 @@ class TokenStore:
         with self.calls(op):
             return await script(keys, args)
 
+    async def run_durable(
+        self, op: str, script: Script, keys: list[str], args: Sequence[Any]
+    ) -> tuple[Any, NotDurable | None]:
+        """A revocation's script call: with ``TOKENSTORE_WAIT_REPLICAS``, also the error to
+        raise (with the call's outcome) if too few replicas confirmed it (service.durability)."""
+        if not self.durability.replicas:
+            return await self.run(op, script, keys, args), None
+        client, mark = await self.client(), self.keys.durability_mark(keys[0])
+        with self.calls(op):
+            return await self.durability.run(client, script, keys, args, mark)
+
     async def ping(self) -> bool:
         ops = await self.ops()
         with self.calls("ping"):
@@ -232,15 +245,24 @@ class TokenStore:
         user = b"" if user_id is None else json_text(user_id)
         args = [rid_field(tid), user, PRUNE_BUDGET, *sorted(json_text(app) for app in apps or ())]
         script = (await self.scripts()).revoke_one
-        reply = await self.run("revoke_one", script, [self.keys.user(tid.tag)], args)
-        return RevokedOne(orjson.loads(reply[0]), orjson.loads(reply[1])) if reply else None
+        reply, pending = await self.run_durable(
+            "revoke_one", script, [self.keys.user(tid.tag)], args
+        )
+        revoked = RevokedOne(orjson.loads(reply[0]), orjson.loads(reply[1])) if reply else None
+        return _unless_pending(revoked, pending)
 
     async def revoke_user(
         self, user_id: str, *, apps: Collection[str] | None, keep: TokenId | None
     ) -> list[Revoked]:
         tag = await self.user_tag(user_id)
         keep_rid = rid_field(keep) if keep is not None and keep.tag == tag else b""
-        revoked, _ = await self.revoke_tag(tag, json_text(user_id), apps, keep_rid, None)
+        try:
+            revoked, _ = await self.revoke_tag(
+                tag, json_text(user_id), apps, keep_rid, None, durable=True
+            )
+        except NotDurable as exc:
+            exc.outcome = exc.outcome[0]  # the revoked tokens, as returned below
+            raise
         return revoked
 
     async def revoke_tag(
@@ -250,16 +272,22 @@ class TokenStore:
         apps: Collection[str] | None,
         keep_rid: bytes,
         created_before: int | None,
+        *,
+        durable: bool = False,
     ) -> tuple[list[Revoked], int]:
         """Revoked tokens of the user hash ``tag`` (``user``: JSON id, b"" for any), and the
-        latest expiry of those apps' tokens that stay (0: none)."""
+        latest expiry of those apps' tokens that stay (0: none). ``durable``: a revocation to
+        confirm (not the sweep of an app, whose watermark is the revocation)."""
         if apps is not None and not apps:
             return [], 0
         before = "" if created_before is None else created_before
         args = [user, keep_rid, before, *sorted(json_text(app) for app in apps or ())]
-        script = (await self.scripts()).revoke_user
-        reply = await self.run("revoke_user", script, [self.keys.user(tag)], args)
-        return _revoked(tag, reply[1:]), int(reply[0])
+        script, keys = (await self.scripts()).revoke_user, [self.keys.user(tag)]
+        if durable:
+            reply, pending = await self.run_durable("revoke_user", script, keys, args)
+        else:
+            reply, pending = await self.run("revoke_user", script, keys, args), None
+        return _unless_pending((_revoked(tag, reply[1:]), int(reply[0])), pending)
 
     async def list_user(self, user_id: str) -> list[TokenRecord]:
         # Another user may share the tag (1 in 2**64): the record's user id tells them apart.
@@ -309,7 +337,8 @@ class TokenStore:
     async def revoke_app(self, app_id: str, retention_ms: int) -> int:
         keys = [self.keys.watermarks, self.keys.sweeps]
         script = (await self.scripts()).revoke_app
-        return int(await self.run("revoke_app", script, keys, [app_id, retention_ms]))
+        reply, pending = await self.run_durable("revoke_app", script, keys, [app_id, retention_ms])
+        return _unless_pending(int(reply), pending)
 
     async def append_event(
         self, event: RevocationEvent, retention_ms: int, user_id: str | None = None
@@ -328,6 +357,16 @@ class TokenStore:
 
     async def event_range(self, after: str, last: str, count: int) -> list[StreamEntry]:
         return await self.events.range(after, last, count)
+
+
+T = TypeVar("T")
+
+
+def _unless_pending(outcome: T, pending: NotDurable | None) -> T:
+    if pending is not None:
+        pending.outcome = outcome
+        raise pending
+    return outcome
 
 
 def _refused(kind: type[KeyspaceRefused], message: str) -> KeyspaceRefused:

@@ -39,6 +39,8 @@ def unavailable() -> str | None:
     """Why podman cannot be used here, or None."""
     if shutil.which(PODMAN) is None:
         return "podman is not installed (scripts/dev test installs it)"
+    if os.geteuid() != 0:
+        return "needs root: rootful podman, and mounted files owned by the image's ids"
     info = subprocess.run([PODMAN, "info"], capture_output=True, text=True, timeout=60)
     if info.returncode != 0:
         return f"podman does not run here: {info.stderr.strip()[-500:]}"

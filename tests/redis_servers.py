@@ -143,7 +143,8 @@ class RedisServer(Managed):
 
     def _start_once(self, port: int) -> None:
         self.port = port
-        self._dir = Path(tempfile.mkdtemp(prefix=f"redis-{port}-"))
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix=f"redis-{port}-"))
         log_path = self._dir / "redis.log"
         # Early failures (bad config) go to stderr before --logfile applies: same file.
         self._log = log_path.open("ab")
@@ -181,6 +182,22 @@ class RedisServer(Managed):
             f"redis-server on port {self.port} not answering PING after {STARTUP_TIMEOUT}s "
             f"(last error: {last_error!r}); log tail:\n{_tail(log_path)}"
         )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: its directory (AOF, RDB) stays for ``restart``."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def restart(self) -> None:
+        """Start again after ``kill``, on the same port and directory (its AOF is reloaded)."""
+        if self._proc is not None or self._dir is None:
+            raise RuntimeError("restart() follows kill()")
+        self._start_once(self.port)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

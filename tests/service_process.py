@@ -28,6 +28,7 @@ from service.metrics import METRICS_DIR_ENV
 class ServiceProcess:
     def __init__(self, workdir: Path, settings: dict[str, str], args: tuple[str, ...] = ()):
         self.port = free_port()
+        self.metrics_port = free_port()
         self.workdir = workdir
         self.log_path = workdir / "service.log"
         clients = workdir / "clients.json"
@@ -37,6 +38,7 @@ class ServiceProcess:
         self.env = inherited | {
             "TOKENSTORE_HOST": HOST,
             "TOKENSTORE_PORT": str(self.port),
+            "TOKENSTORE_METRICS_PORT": str(self.metrics_port),
             "TOKENSTORE_CLIENTS_FILE": str(clients),
             "TMPDIR": str(workdir),  # where a supervisor makes its metrics directory
             **settings,
@@ -47,6 +49,10 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{HOST}:{self.metrics_port}/metrics"
 
     @property
     def pid(self) -> int:

@@ -147,7 +147,7 @@ def test_client_add_creates_the_file_with_hashes_only(
     assert [p.name for p in tmp_path.iterdir()] == ["clients.json"]  # no temp file left
 
 
-def test_client_add_renews_an_entry_and_keeps_the_others(
+def test_client_add_replace_renews_an_entry_and_keeps_the_others(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_clients(
@@ -157,7 +157,9 @@ def test_client_add_renews_an_entry_and_keeps_the_others(
     )
     path.chmod(0o644)
     monkeypatch.setenv("TOKENSTORE_CLIENTS_FILE", str(path))
-    code, secret, _ = _add(capsys, "--id", "gateway", "--permissions", "revoke", "--apps", "a,b")
+    code, secret, _ = _add(
+        capsys, "--id", "gateway", "--permissions", "revoke", "--apps", "a,b", "--replace"
+    )
     assert code == 0
     registry = ClientRegistry(load(path))
     assert registry.find("gateway", "old") is None
@@ -165,8 +167,7 @@ def test_client_add_renews_an_entry_and_keeps_the_others(
     assert gateway is not None and gateway.apps == frozenset({"a", "b"})
     assert registry.find("backoffice", "bo") is not None
     assert [c["id"] for c in json.loads(path.read_text())["clients"]] == ["gateway", "backoffice"]
-    # The group keeps read access (a container may read the file through it); others lose it.
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # an existing file keeps its mode
 
 
 @pytest.mark.parametrize(

@@ -149,7 +149,12 @@ async def call(
 
 
 def container_env(redis: RedisServer, port: int) -> dict[str, str]:
-    return {"TOKENSTORE_REDIS_URL": redis.url, "TOKENSTORE_PORT": str(port)}
+    """Host networking: every port the container binds must be free on this machine."""
+    return {
+        "TOKENSTORE_REDIS_URL": redis.url,
+        "TOKENSTORE_PORT": str(port),
+        "TOKENSTORE_METRICS_PORT": str(free_port()),
+    }
 
 
 # --- the tests ----------------------------------------------------------------------------------

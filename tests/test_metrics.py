@@ -1,4 +1,4 @@
-"""GET /metrics in one process, on every backend: what is counted, and what never appears."""
+"""/metrics in one process, on every backend: what is counted, and what never appears."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 async def scrape(client: Client) -> tuple[str, Samples]:
-    """/metrics as Prometheus gets it: with no credentials."""
+    """/metrics on the service's port: an admin's (Prometheus scrapes the metrics port)."""
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(headers=ADMIN_HEADERS) as session,
         session.get(client.make_url("/metrics")) as response,
     ):
         assert response.status == 200

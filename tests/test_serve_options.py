@@ -60,7 +60,7 @@ def started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
     Redis URL (never connected to) and a clients file, as several workers need."""
     calls: list[int] = []
 
-    def run(app: web.Application, settings: Settings) -> int:
+    def run(app: web.Application, settings: Settings, **_: object) -> int:
         calls.append(1)
         return 0
 
@@ -125,5 +125,5 @@ def test_a_bad_workers_flag_is_a_usage_error(
     with pytest.raises(SystemExit) as exit_:
         cli.main(["serve", "--workers", "lots"])
     assert exit_.value.code == 2
-    assert "expected auto or a number" in capsys.readouterr().err
+    assert "--workers: must be auto or a number" in capsys.readouterr().err
     assert started == []

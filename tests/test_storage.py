@@ -188,6 +188,7 @@ def test_the_process_refuses_to_start_on_another_layout(
         "TOKENSTORE_REDIS_URL": redis_server.url,
         "TOKENSTORE_CLIENTS_FILE": str(clients_file),
         "TOKENSTORE_PORT": str(free_port()),
+        "TOKENSTORE_METRICS_PORT": str(free_port()),
     }
     done = subprocess.run(
         [sys.executable, "-m", "service", "serve"],

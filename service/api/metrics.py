@@ -1,4 +1,6 @@
-"""``GET /metrics``: Prometheus text, open like the probes (route name ``ops.metrics``).
+"""``GET /metrics`` on the service's port: Prometheus text for an API client with ``admin``
+(route name ``ops.metrics``). Prometheus scrapes the open metrics port instead
+(service.metrics_server); both build the same text with ``exposition``.
 
 Besides the samples of every worker process (service.metrics), each scrape reads the state of
 the revocation event stream from Redis:
@@ -10,6 +12,10 @@ the revocation event stream from Redis:
   far behind; after a revocation it is near zero, and it grows while nothing is revoked.
 
 Both are left out of a scrape while Redis cannot be reached.
+
+Only taking this process's numbers and reading the stream run on the event loop; reading the
+other workers' snapshots, summing and formatting (tens of milliseconds with several workers)
+run in a thread.
 
 With several workers, ``snapshots`` (an app cleanup context) writes this worker's numbers for
 the others' scrapes: at start, every ``SNAPSHOT_INTERVAL`` seconds, and at the end.
@@ -29,10 +35,11 @@ from prometheus_client.metrics_core import Metric
 
 from service.api.responses import STORE
 from service.api.routing import Dialect, Route
-from service.auth import OPEN
+from service.auth import Rule
+from service.clients import Permission
 from service.clock import now_ms
 from service.errors import Unavailable
-from service.metrics import Metrics
+from service.metrics import Metrics, Tally
 from service.store import TokenStore
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -93,15 +100,23 @@ async def event_stream_families(store: TokenStore) -> list[Metric]:
     return families
 
 
+async def exposition(metrics: Metrics, store: TokenStore) -> tuple[Tally, list[Metric]]:
+    """What a scrape needs from the event loop: this process's numbers (which the loop alone
+    changes) and the stream gauges; ``Metrics.text`` makes the rest in any thread."""
+    return metrics.tally(), await event_stream_families(store)
+
+
 async def metrics(request: web.Request) -> web.Response:
-    extra = await event_stream_families(request.app[STORE])
-    body = request.app[METRICS].render(extra)
+    own, extra = await exposition(request.app[METRICS], request.app[STORE])
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(None, request.app[METRICS].text, own, extra)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 DIALECT = Dialect("ops", (
-    Route("GET", "/metrics", metrics, name="ops.metrics", rule=OPEN, openapi={
-        "summary": "Prometheus metrics, summed over every worker process",
+    Route("GET", "/metrics", metrics, name="ops.metrics", rule=Rule(Permission.ADMIN), openapi={
+        "summary": "Prometheus metrics, summed over every worker process (Prometheus scrapes "
+                   "the open metrics port instead: TOKENSTORE_METRICS_PORT)",
         "responses": {"200": {
             "description": "Prometheus text format 0.0.4",
             "content": {"text/plain": {"schema": {"type": "string"}}}}}}),
