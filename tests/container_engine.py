@@ -26,6 +26,7 @@ import re
 import resource
 import shutil
 import subprocess
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,16 +111,23 @@ class Container:
 
     def __init__(self, image: str, options: Sequence[str], args: Sequence[str] = ()) -> None:
         self.image, self.options, self.args = image, list(options), list(args)
-        self.id = ""
+        # Named, so that one created but never started (a failed `run`) is removed too.
+        self.id = f"tokenstore-test-{uuid.uuid4().hex[:12]}"
 
     def __enter__(self) -> Container:
-        started = podman("run", "--detach", *run_flags(), *self.options, self.image, *self.args)
-        self.id = started.stdout.strip()
+        try:
+            podman("run", "--detach", "--name", self.id, *run_flags(), *self.options,
+                   self.image, *self.args)  # fmt: skip
+        except BaseException:
+            self.remove()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.id:
-            podman("rm", "--force", "--time", "0", self.id, check=False)
+        self.remove()
+
+    def remove(self) -> None:
+        podman("rm", "--force", "--ignore", "--time", "0", self.id, check=False)
 
     def logs(self) -> str:
         result = podman("logs", self.id, check=False)
