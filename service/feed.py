@@ -36,7 +36,8 @@ READ_COUNT = 500
 # A subscriber this far behind is cut off; it reconnects and replays from Redis instead.
 QUEUE_LIMIT = 10_000
 IDS_PER_MESSAGE = 500
-_ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})", re.ASCII)  # \d alone admits any script's digits
+EVENT_ID_PATTERN = "[0-9]{1,20}-[0-9]{1,20}"  # ASCII digits: \d alone admits any script's
+_ID_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 
 def parse_event_id(raw: str) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ without spaces or ``%`` travels unchanged.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,26 @@ def encode_header(value: str) -> str:
     return quote(value, safe=_SAFE)
 
 
+_HEX = "[0-9A-Fa-f]"
+_CONT = f"%[89ABab]{_HEX}"  # a UTF-8 continuation byte, 80-BF
+# What encode_header writes: characters other than "%", and "%XX" escapes that spell UTF-8
+# (RFC 3629's byte sequences: no overlong forms, no surrogates, nothing past U+10FFFF).
+PERCENT_ENCODED_PATTERN = (
+    f"(?:[^%]|%[0-7]{_HEX}"
+    f"|%[Cc][2-9A-Fa-f]{_CONT}|%[Dd]{_HEX}{_CONT}"
+    f"|%[Ee]0%[ABab]{_HEX}{_CONT}|%[Ee][1-9A-Ca-c]{_CONT}{_CONT}"
+    f"|%[Ee][Dd]%[89]{_HEX}{_CONT}|%[Ee][EFef]{_CONT}{_CONT}"
+    f"|%[Ff]0%[9ABab]{_HEX}{_CONT}{_CONT}|%[Ff][1-3]{_CONT}{_CONT}{_CONT}"
+    f"|%[Ff]4%8{_HEX}{_CONT}{_CONT})*"
+)
+_PERCENT_ENCODED_RE = re.compile(PERCENT_ENCODED_PATTERN)
+
+
 def decode_header(value: str) -> str:
+    """The id ``encode_header`` wrote; ValueError if ``value`` is not such an encoding (a
+    stray "%" included: the encoder escapes every "%")."""
+    if _PERCENT_ENCODED_RE.fullmatch(value) is None:
+        raise ValueError("not percent-encoded UTF-8")
     return unquote(value, errors="strict")
 
 

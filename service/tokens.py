@@ -28,6 +28,8 @@ TAG_CHARS = 16
 SECRET_BYTES = 32
 _B32 = "a-z2-7"
 _ID_RE = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# What parse_id accepts (it lowercases first), as the OpenAPI document writes it.
+ID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _TOKEN_RE = re.compile(f"{PREFIX}([0-9a-f]{{16}})_([0-9a-f]{{16}})_[{_B32}]{{52}}([{_B32}]{{7}})")
 MAX_TOKEN_CHARS = 4096
 

@@ -15,8 +15,15 @@ MAX_NAME_CHARS = 256
 MAX_TYPE_CHARS = 64
 MAX_SCOPES = 64
 MAX_SCOPE_CHARS = 128
+# The rules below as patterns: the OpenAPI document states them, the checks here use them.
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+SCOPE_PATTERN = rf"[\x21\x23-\x5b\x5d-\x7e]{{1,{MAX_SCOPE_CHARS}}}"
+# Scopes in one string (a requirement of /v1/authz): separated by spaces, at most MAX_SCOPES.
+SCOPE_LIST_PATTERN = rf" *(?:{SCOPE_PATTERN}(?: +{SCOPE_PATTERN}){{0,{MAX_SCOPES - 1}}})? *"
+# A type: no control characters (C0, DEL, C1): it is shown as is.
+TYPE_PATTERN = rf"[^\x00-\x1f\x7f-\x9f]{{1,{MAX_TYPE_CHARS}}}"
+_SCOPE_RE = re.compile(SCOPE_PATTERN)
+_TYPE_RE = re.compile(TYPE_PATTERN)
 
 
 def identifier(name: str, value: str) -> str:
@@ -26,8 +33,8 @@ def identifier(name: str, value: str) -> str:
 
 
 def token_type(value: str) -> str:
-    if not 1 <= len(value) <= MAX_TYPE_CHARS or not value.isprintable():
-        raise BadRequest(f"type must be 1 to {MAX_TYPE_CHARS} printable characters")
+    if _TYPE_RE.fullmatch(value) is None:
+        raise BadRequest(f"type must be 1 to {MAX_TYPE_CHARS} characters, none a control one")
     return value
 
 
@@ -35,9 +42,15 @@ def scopes(values: list[str]) -> tuple[str, ...]:
     if len(values) > MAX_SCOPES:
         raise BadRequest(f"at most {MAX_SCOPES} scopes")
     for scope in values:
-        if len(scope) > MAX_SCOPE_CHARS or _SCOPE_RE.fullmatch(scope) is None:
+        if _SCOPE_RE.fullmatch(scope) is None:
             raise BadRequest(f"scope {scope[:40]!r} is not an RFC 6749 scope token")
     return tuple(dict.fromkeys(values))
+
+
+def scope_list(raw: str) -> tuple[str, ...]:
+    """Scopes in one string: separated by spaces (RFC 6749 3.3); other whitespace is part of
+    a (bad) scope."""
+    return scopes([scope for scope in raw.split(" ") if scope])
 
 
 def optional_name(name: str, value: str | None) -> str | None:

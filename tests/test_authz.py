@@ -108,6 +108,27 @@ async def test_required_app_header_is_percent_decoded(client: Client) -> None:
     assert (await authz(client, token, **{"X-Required-App": "%FF"})).status == 400
 
 
+async def test_requirements_are_refused_as_the_document_states(client: Client) -> None:
+    token = (await issue(client, "alice", "app", scopes=["read", "write"]))["token"]
+    assert (await authz(client, token, **{"X-Required-Scope": " read  write "})).status == 200
+    # Scopes are separated by spaces only (RFC 6749 3.3): a tab is part of a bad scope.
+    assert (await authz(client, token, **{"X-Required-Scope": "read\twrite"})).status == 400
+    # Every "%" starts an escape (encode_header writes "%25"), and escapes spell UTF-8.
+    for bad in ["50%", "%4", "%C0%80", "%ED%A0%80", "%F4%90%80%80"]:
+        assert (await authz(client, token, **{"X-Required-App": bad})).status == 400, bad
+    assert (await authz(client, token, **{"X-Required-App": "50%25"})).status == 401
+
+
+async def test_envoy_form_takes_any_character_in_the_path(client: Client) -> None:
+    # The client's path is not ours to judge: a newline in it (%0A) is checked like any path.
+    token = (await issue(client, "alice", "web"))["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    for path in ["%0A", "a%0Ab%0D", "%F3%94%BB%B4%2B%C2%AE", "x%2F%0A/y"]:
+        answer = await forward(client, bearer, f"/v1/authz/{path}", "PUT")
+        assert (answer.status, answer.headers["X-Token-User"]) == (200, "alice"), path
+        assert (await forward(client, None, f"/v1/authz/{path}", "PUT")).status == 401, path
+
+
 async def test_cache_hints_follow_the_settings(
     aiohttp_client: Any, settings: Settings, client: Client
 ) -> None:

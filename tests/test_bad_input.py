@@ -28,6 +28,9 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/tokens", {"user_id": "", "app_id": "a"}, 400),
     ("POST", "/v1/tokens", {"user_id": "u" * 257, "app_id": "a"}, 400),
     ("POST", "/v1/tokens", {"user_id": 5, "app_id": "a"}, 400),
+    # null is not "mint one": a client meaning to register a value must not get a new one.
+    ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "token": None}, 400),
+    ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "type": "bad\x85"}, 400),  # C1
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "surprise": 1}, 400),
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "ttl": 0}, 400),
     ("POST", "/v1/tokens", {"user_id": "u", "app_id": "a", "ttl": -5}, 400),
@@ -74,6 +77,8 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("GET", f"/v1/apps/app/tokens?cursor=%C2%B2.{TOKEN_ID}", None, 400),
     ("GET", f"/v1/apps/app/tokens?cursor=%D9%A3.{TOKEN_ID}", None, 400),
     ("GET", f"/v1/apps/app/tokens?cursor={'1' * 5000}.{TOKEN_ID}", None, 400),
+    ("GET", f"/v1/apps/app/tokens?cursor=01.{TOKEN_ID}", None, 400),  # cursors are as written
+    ("GET", f"/v1/apps/app/tokens?cursor=1024.{TOKEN_ID}", None, 400),
     ("GET", "/v1/events?last_event_id=%D9%A3-0", None, 400),
     ("GET", "/v1/nothing-here", None, 404),
     ("PUT", "/v1/tokens", None, 405),

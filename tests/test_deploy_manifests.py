@@ -33,6 +33,7 @@ from yamllint.config import YamlLintConfig
 
 from service import __version__
 from service.api.routing import ROUTES
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -614,6 +615,9 @@ def test_service_monitor_scrapes_the_pods_metrics_port() -> None:
     assert all(pods.get(k) == v for k, v in service["spec"]["selector"].items())
     c = container(deployment(PRODUCTION), "tokenstore")
     (pod_port,) = (p["containerPort"] for p in c["ports"] if p["name"] == port["targetPort"])
+    # The open metrics port (off the event loop), not the API's admin-only /metrics.
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    assert pod_port == int(env.get("TOKENSTORE_METRICS_PORT") or Settings().metrics_port)
     policy = one(render(PRODUCTION), "NetworkPolicy", "tokenstore")["spec"]
     assert ("TCP", pod_port) in policy_ports(policy["ingress"])
 

@@ -128,6 +128,9 @@ async def test_lost_events_make_the_client_reset(client: Client, redis: AnyRedis
     assert (await kept.next()).event == "ready"
     bad = await client.get("/v1/events", headers={"Last-Event-ID": "yesterday"})
     assert bad.status == 400
+    # Both given: the header's id is used, and neither may be malformed (as documented).
+    both = await client.get("/v1/events?last_event_id=yesterday", headers={"Last-Event-ID": third})
+    assert both.status == 400
 
 
 def test_events_lost_after() -> None:

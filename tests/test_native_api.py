@@ -145,6 +145,32 @@ async def test_registering_our_own_format_is_refused(client: Client) -> None:
     assert response.status == 400
 
 
+async def test_a_null_token_is_refused_not_minted(client: Client, redis: AnyRedis) -> None:
+    response = await client.post("/v1/tokens", json={"user_id": "u", "app_id": "a", "token": None})
+    assert response.status == 400
+    assert await response.json() == {
+        "error": "invalid_field",
+        "message": "token must be a string, not null",
+    }
+    assert await user_hashes(redis) == {}
+    # Every other optional field takes null for its default.
+    defaults = {"ttl": None, "type": None, "scopes": None, "client_name": None, "metadata": None}
+    body = await issue(client, "u", "a", **defaults)
+    assert (body["type"], body["scopes"], body["expires_at"] - body["created_at"]) == (
+        "DEFAULT",
+        [],
+        3600 * 1000,
+    )
+
+
+async def test_ttl_is_any_json_integer_and_type_any_text_without_controls(client: Client) -> None:
+    # 60.0 is an integer to JSON Schema (and to the OpenAPI document): so it is here.
+    body = await issue(client, "u", "a", ttl=60.0, type="Gerät\u00a0ü")
+    assert (body["expires_at"] - body["created_at"], body["type"]) == (60_000, "Gerät\u00a0ü")
+    fraction = await client.post("/v1/tokens", json={"user_id": "u", "app_id": "a", "ttl": 1.5})
+    assert fraction.status == 400
+
+
 async def test_list_user_tokens_newest_first_and_by_app(client: Client) -> None:
     first = await issue(client, "alice", "web")
     second = await issue(client, "alice", "mobile")

@@ -53,7 +53,7 @@ def test_the_app_serves_what_the_dialects_declare() -> None:
 def test_an_undocumented_route_is_left_out_of_the_document() -> None:
     shown = _route("a.shown", "/v/{id:[0-9]+}", {"responses": {"200": {"description": "ok"}}})
     routes = [shown, _route("a.hidden", "/hidden")]
-    paths = document(routes, {"a.shown": OPEN, "a.hidden": OPEN})["paths"]
+    paths = document(routes, {"a.shown": OPEN, "a.hidden": OPEN}, Settings())["paths"]
     assert paths == {
         "/v/{id}": {
             "get": {

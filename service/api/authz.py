@@ -27,13 +27,13 @@ from aiohttp import web
 from service import validation
 from service.api import hints
 from service.api.errors import HttpError, render_default
-from service.api.openapi_parts import Schema, errors, json_body, param, ref
+from service.api.openapi_parts import Schema, errors, json_body, param, ref, text
 from service.api.responses import SETTINGS, json_response, service
 from service.api.routing import Dialect, Route
 from service.auth import OPEN
 from service.errors import BadRequest
 from service.identity import HEADERS as IDENTITY
-from service.identity import Identity, bearer_token, decode_header
+from service.identity import PERCENT_ENCODED_PATTERN, Identity, bearer_token, decode_header
 from service.records import TokenRecord
 from service.scope import EVERYTHING
 
@@ -53,12 +53,12 @@ class Requirements:
         scope_values = request.headers.getall(REQUIRED_SCOPE, [])
         try:
             apps = {decode_header(raw) for raw in request.headers.getall(REQUIRED_APP, ())}
-        except UnicodeDecodeError:
+        except ValueError:
             raise BadRequest(f"{REQUIRED_APP} is not percent-encoded UTF-8") from None
         if "path" not in request.match_info:
             scope_values += request.query.getall("scope", [])
             apps.update(request.query.getall("app", ()))
-        scopes = [scope for raw in scope_values for scope in raw.split()]
+        scopes = [scope for raw in scope_values for scope in validation.scope_list(raw)]
         return cls(frozenset(validation.scopes(scopes)), frozenset(apps))
 
     def app_denies(self, record: TokenRecord) -> bool:
@@ -130,16 +130,20 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return render_default(request, dataclasses.replace(error, headers=headers))
 
 
+_SCOPES = text(validation.SCOPE_LIST_PATTERN)
 CHECK: Schema = {
     "summary": "Forward auth (nginx auth_request, Traefik forwardAuth): is the bearer token "
                "live? Needs no client credentials",
     "description": "Reads `Authorization: Bearer <token>` (or the header named by "
                    "TOKENSTORE_AUTHZ_HEADER). Every answer carries a Cache-Control hint.",
     "parameters": [
-        param("X-Required-Scope", "header", "Space-separated scopes the token must have"),
-        param("X-Required-App", "header", "App the token must belong to (percent-encoded)"),
-        param("scope", "query", "Same as X-Required-Scope; every requirement applies"),
-        param("app", "query", "Same as X-Required-App")],
+        param("X-Required-Scope", "header", "Space-separated scopes the token must have",
+              schema=_SCOPES),
+        param("X-Required-App", "header", "App the token must belong to (percent-encoded "
+              "UTF-8, as X-Token-App)", schema=text(PERCENT_ENCODED_PATTERN)),
+        param("scope", "query", "Same as X-Required-Scope; every requirement applies",
+              schema=_SCOPES),
+        param("app", "query", "Same as X-Required-App, not encoded")],
     "responses": {
         "200": {"description": "Live: X-Token-Id, X-Token-User, X-Token-App (percent-encoded"
                                " UTF-8), X-Token-Scopes, X-Token-Expires (epoch ms); "
@@ -154,7 +158,16 @@ PROXIED_CHECK: Schema = {
     **CHECK,
     "summary": "Forward auth for Envoy's HTTP ext_authz (path_prefix /v1/authz): the client's "
     "method and path are kept and ignored; requirements from headers",
-    "parameters": [param("path", "path", "The client's path, ignored"), *CHECK["parameters"][:2]],
+    "parameters": [
+        # Any path, even empty; "." and ".." never arrive (clients resolve them away).
+        param(
+            "path",
+            "path",
+            "The client's path, ignored",
+            schema={"type": "string", "not": {"enum": [".", ".."]}},
+        ),
+        *CHECK["parameters"][:2],
+    ],
 }
 
 # The bearer token is the credential: a gateway forwards the user's Authorization header
@@ -164,7 +177,8 @@ DIALECT = Dialect(
     (
         Route("GET", "/v1/authz", check, name="authz.check", rule=OPEN, openapi=CHECK),
         *(
-            Route(method, "/v1/authz/{path:.*}", check, name=f"authz.check_{method.lower()}",
+            # (?s): a path may hold any character, a newline (%0A) too.
+            Route(method, "/v1/authz/{path:(?s:.*)}", check, name=f"authz.check_{method.lower()}",
                   rule=OPEN, openapi=PROXIED_CHECK)
             for method in PROXIED_METHODS
         ),

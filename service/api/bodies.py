@@ -75,18 +75,28 @@ class Fields:
             raise BadRequest(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
         self.body = body
 
-    def _get(self, name: str, kind: type | tuple[type, ...], label: str, required: bool) -> Any:
+    def _get(
+        self,
+        name: str,
+        kind: type | tuple[type, ...],
+        label: str,
+        required: bool,
+        nullable: bool = True,
+    ) -> Any:
         value = self.body.get(name)
         if value is None:
             if required:
                 raise BadRequest(f"{name} is required", code="missing_field")
+            if not nullable and name in self.body:
+                raise BadRequest(f"{name} must be {label}, not null", code="invalid_field")
             return None
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise BadRequest(f"{name} must be {label}", code="invalid_field")
         return value
 
-    def text(self, name: str, *, required: bool = False) -> str | None:
-        value: str | None = self._get(name, str, "a string", required)
+    def text(self, name: str, *, required: bool = False, nullable: bool = True) -> str | None:
+        """The string, or None if absent (or null, when ``nullable``)."""
+        value: str | None = self._get(name, str, "a string", required, nullable)
         return value
 
     def required_text(self, name: str) -> str:
@@ -95,7 +105,12 @@ class Fields:
         return value
 
     def integer(self, name: str) -> int | None:
-        value: int | None = self._get(name, int, "an integer", False)
+        # JSON has numbers, not integers: 60.0 is an integer too (JSON Schema says so).
+        value: int | float | None = self._get(name, (int, float), "an integer", False)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise BadRequest(f"{name} must be an integer", code="invalid_field")
+            return int(value)
         return value
 
     def text_list(self, name: str) -> list[str] | None:

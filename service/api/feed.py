@@ -18,13 +18,14 @@ from aiohttp import web
 
 from service import sse
 from service.api.access import principal
-from service.api.openapi_parts import errors, param, ref
+from service.api.openapi_parts import errors, param, ref, text
 from service.api.responses import SETTINGS, STORE
 from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest, Unavailable
 from service.feed import (
+    EVENT_ID_PATTERN,
     EventFeed,
     FeedEvent,
     Subscription,
@@ -90,12 +91,12 @@ async def _replay(writer: _Writer, store: TokenStore, after: str, last: str) -> 
 
 
 def _last_event_id(request: web.Request) -> str | None:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    if not raw:
-        return None
-    if parse_event_id(raw) is None:
+    """The header's id, else the query's; either, if given, must be an id of this feed."""
+    given = [request.headers.get("Last-Event-ID"), request.query.get("last_event_id")]
+    ids = [raw for raw in given if raw]
+    if any(parse_event_id(raw) is None for raw in ids):
         raise BadRequest("Last-Event-ID is not an id of this feed", code="invalid_event_id")
-    return raw
+    return ids[0] if ids else None
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -154,17 +155,21 @@ def _setup(app: web.Application) -> None:
     app.on_shutdown.append(_close_streams)
 
 
+_EVENT_ID = text(EVENT_ID_PATTERN, allow_empty=True)  # empty: from the start
+
 # Gateways hold `introspect`; the feed tells them which of their cached answers to drop.
 DIALECT = Dialect("v1", (
     Route("GET", "/v1/events", events, name="v1.events", rule=Rule(Permission.INTROSPECT),
           openapi={
         "summary": "Revocation feed (Server-Sent Events): replay after Last-Event-ID, then "
                    "live; `ready` once caught up, `reset` if events were lost",
-        "parameters": [param("Last-Event-ID", "header", "Replay every event after this id"),
-                       param("last_event_id", "query", "Same as Last-Event-ID")],
+        "parameters": [param("Last-Event-ID", "header", "Replay every event after this id",
+                             schema=_EVENT_ID),
+                       param("last_event_id", "query", "Same as Last-Event-ID",
+                             schema=_EVENT_ID)],
         "responses": {
             "200": {"description": "text/event-stream: events `token`, `user`, `app` "
                                    "(JSON data), `ready`, `reset`; heartbeat comments",
-                    "content": {"text/event-stream": {"schema": ref("RevocationEvent")}}},
+                    "content": {"text/event-stream": {"schema": ref("FeedMessage")}}},
             **errors(400, 503)}}),
 ), setup=_setup)  # fmt: skip

@@ -14,7 +14,7 @@ from service.api.access import principal
 from service.api.bodies import form_fields, parse_json, read_body
 from service.api.errors import HttpError
 from service.api.openapi_compat import TOKEN_ID_UUID
-from service.api.openapi_parts import json_body, param, ref
+from service.api.openapi_parts import Schema, json_body, param, ref, text
 from service.api.responses import SWEEPER, json_response, service
 from service.api.routing import Dialect, Route
 from service.auth import Rule
@@ -23,6 +23,7 @@ from service.errors import BadRequest, Forbidden, NotFound
 from service.records import TokenRecord
 from service.service import Actor
 from service.tokens import parse_id
+from service.validation import MAX_ID_CHARS
 
 CRITERIA = ("token", "userId", "applicationId")
 
@@ -144,22 +145,37 @@ _ERRORS = {
     for s, t in [
         ("400", "Bad request (always a JSON body)"),
         ("401", "Missing or wrong API key"),
+        ("403", "The API key lacks the permission"),
         ("404", "No such refresh token"),
         ("503", "Redis unavailable"),
     ]
 }
-_CRITERIA = [
-    param("token", "query", "A refresh token value"),
-    param("userId", "query", "Every token of this user (AND applicationId)"),
-    param("applicationId", "query", "Every token of this application"),
-]
+_TEXT, _ID = text(min_length=1), text(min_length=1, max_length=MAX_ID_CHARS)
+# The criteria, as query parameters (an object exploded into the query string): at least one.
+# The first given of token, userId, applicationId decides; an empty one counts as absent.
+_CRITERIA: Schema = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "token": {"type": "string", "description": "A refresh token value"},
+        "userId": {"type": "string", "description": "Every token of this user (AND "
+                                                    "applicationId)"},
+        "applicationId": {"type": "string", "description": "Every token of this application"}},
+    "anyOf": [
+        {"required": ["token"], "properties": {"token": _TEXT}},
+        {"required": ["userId"], "properties": {"userId": _ID}},
+        {"required": ["applicationId"], "properties": {
+            "applicationId": _ID, "userId": {"maxLength": 0}}}],
+}  # fmt: skip
 _REVOKED = {"200": {"description": "Revoked (empty body)"}, **_ERRORS}
 
 DIALECT = Dialect("fusionauth", (
     Route("GET", "/api/jwt/refresh", list_tokens, name="fusionauth.list",
           rule=Rule(Permission.READ), openapi={
         "summary": "FusionAuth: a user's refresh tokens, newest first",
-        "parameters": [param("userId", "query", "User id", required=True)],
+        "parameters": [
+            param("userId", "query", "User id", required=True,
+                  schema=text(min_length=1, max_length=MAX_ID_CHARS)),
+            param("applicationId", "query", "Only this application's")],
         "responses": {"200": json_body({"type": "object", "properties": {"refreshTokens": {
             "type": "array", "items": ref("RefreshToken")}}}, "The tokens"), **_ERRORS}}),
     # applicationId alone needs admin: checked in the handler.
@@ -167,7 +183,10 @@ DIALECT = Dialect("fusionauth", (
           rule=Rule(Permission.REVOKE), openapi={
         "summary": "FusionAuth: revoke by token, user, user and application, or application "
                    "(query, JSON body or form body)",
-        "parameters": _CRITERIA, "responses": _REVOKED}),
+        "parameters": [{**param("criteria", "query", "token, userId and/or applicationId",
+                                required=True, schema=_CRITERIA),
+                        "style": "form", "explode": True}],
+        "responses": _REVOKED}),
     Route("GET", "/api/jwt/refresh/{token_id}", get_token, name="fusionauth.get",
           rule=Rule(Permission.READ), openapi={
         "summary": "FusionAuth: one refresh token", "parameters": [TOKEN_ID_UUID],

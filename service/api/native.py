@@ -7,18 +7,30 @@ from aiohttp import web
 from service.api import hints
 from service.api.access import principal
 from service.api.bodies import Fields, json_object, query_int
-from service.api.openapi_parts import errors, json_body, param, ref, request_body
+from service.api.openapi_parts import (
+    errors,
+    json_body,
+    param,
+    path_segment,
+    ref,
+    request_body,
+    text,
+)
 from service.api.responses import SETTINGS, SWEEPER, json_response, service
 from service.api.routing import Dialect, Route
+from service.app_index import CURSOR_PATTERN
 from service.auth import Rule
 from service.clients import Permission
 from service.records import DEFAULT_TYPE
+from service.tokens import ID_PATTERN
+from service.validation import MAX_ID_CHARS
 
 ISSUE_FIELDS = {
     "user_id", "app_id", "ttl", "type", "scopes", "client_name", "device_name", "metadata",
     "token",
 }  # fmt: skip
 INACTIVE = {"active": False}
+PAGE_DEFAULT, PAGE_MAX = 100, 1000  # an app listing's page size (`limit`)
 
 
 async def issue(request: web.Request) -> web.Response:
@@ -36,7 +48,8 @@ async def issue(request: web.Request) -> web.Response:
     issued = await svc.issue(
         draft,
         ttl=fields.integer("ttl"),
-        token=fields.text("token"),
+        # null is not "mint one": a client that meant to register a value must not get a new one.
+        token=fields.text("token", nullable=False),
         scope=principal(request).scope,
     )
     body = issued.record.to_json()
@@ -111,7 +124,7 @@ async def user_events(request: web.Request) -> web.Response:
 
 
 async def list_app_tokens(request: web.Request) -> web.Response:
-    limit = query_int(request.query, "limit", default=100, low=1, high=1000)
+    limit = query_int(request.query, "limit", PAGE_DEFAULT, low=1, high=PAGE_MAX)
     page = await service(request).list_app(
         request.match_info["app_id"],
         limit,
@@ -131,10 +144,20 @@ async def revoke_app_tokens(request: web.Request) -> web.Response:
     return json_response({"revoked_before": watermark})
 
 
-TOKEN_ID = param("token_id", "path", "Public token id (UUID-shaped, self-routing)")
-USER_ID = param("user_id", "path", "User id (1-256 characters, URL-encoded)")
-APP_ID = param("app_id", "path", "Application id (1-256 characters, URL-encoded)")
-ONLY_APP = param("app_id", "query", "Only this application's")
+LIMIT = {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT}
+TOKEN_ID = param(
+    "token_id", "path", "Public token id (UUID-shaped, self-routing)", schema=text(ID_PATTERN)
+)
+USER_ID = param(
+    "user_id", "path", "User id (1-256 characters, URL-encoded)", schema=path_segment(MAX_ID_CHARS)
+)
+APP_ID = param(
+    "app_id",
+    "path",
+    "Application id (1-256 characters, URL-encoded)",
+    schema=path_segment(MAX_ID_CHARS),
+)
+ONLY_APP = param("app_id", "query", "Only this application's (empty: every one)")
 REVOKED = json_body(
     {"type": "object", "properties": {"revoked": {"type": "array", "items": {"type": "string"}}}},
     "Ids of the tokens revoked by this call (empty if none)",
@@ -179,7 +202,8 @@ DIALECT = Dialect("v1", (
           name="v1.revoke_user_tokens", rule=Rule(Permission.REVOKE, self_service=True),
           openapi={
         "summary": "Revoke a user's tokens (log out everywhere)",
-        "parameters": [USER_ID, ONLY_APP, param("except", "query", "Id of a token to keep")],
+        "parameters": [USER_ID, ONLY_APP, param("except", "query", "Id of a token to keep",
+                                                schema=text(ID_PATTERN, allow_empty=True))],
         "responses": {"200": REVOKED, **errors(400, 503)}}),
     Route("GET", "/v1/users/{user_id:[^/]+}/events", user_events, name="v1.user_events",
           rule=Rule(Permission.READ), openapi={
@@ -189,8 +213,9 @@ DIALECT = Dialect("v1", (
     Route("GET", "/v1/apps/{app_id:[^/]+}/tokens", list_app_tokens, name="v1.list_app_tokens",
           rule=Rule(Permission.READ), openapi={
         "summary": "An application's live tokens, paged",
-        "parameters": [APP_ID, param("limit", "query", "Page size, 1-1000 (100)"),
-                       param("cursor", "query", "`next_cursor` of the previous page")],
+        "parameters": [APP_ID, param("limit", "query", "Page size (ASCII digits)", schema=LIMIT),
+                       param("cursor", "query", "`next_cursor` of the previous page",
+                             schema=text(CURSOR_PATTERN, allow_empty=True))],
         "responses": {"200": json_body(ref("TokenPage"), "One page"), **errors(400, 503)}}),
     Route("DELETE", "/v1/apps/{app_id:[^/]+}/tokens", revoke_app_tokens,
           name="v1.revoke_app_tokens", rule=Rule(Permission.ADMIN), openapi={

@@ -63,7 +63,10 @@ _FORM_TOKEN = {
             "schema": {
                 "type": "object",
                 "required": ["token"],
-                "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+                "properties": {
+                    "token": {"type": "string", "minLength": 1},
+                    "token_type_hint": {"type": "string"},
+                },
             }
         }
     },
@@ -71,6 +74,7 @@ _FORM_TOKEN = {
 _ERRORS = {
     "400": json_body(ref("OAuthError"), "invalid_request"),
     "401": json_body(ref("OAuthError"), "invalid_client (WWW-Authenticate set)"),
+    "403": json_body(ref("OAuthError"), "unauthorized_client"),
     "503": json_body(ref("OAuthError"), "temporarily_unavailable"),
 }
 

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from service.api.access import principal
 from service.api.errors import HttpError
-from service.api.openapi_compat import TOKEN_ID_UUID, USER_ID
-from service.api.openapi_parts import json_body, ref
+from service.api.openapi_compat import ANY_USER_ID, USER_ID
+from service.api.openapi_parts import Schema, json_body, param, path_segment, ref
 from service.api.responses import json_response, service
 from service.api.routing import Dialect, Route
 from service.auth import Rule
@@ -61,6 +61,15 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
 
 
 _BASE = "/oauth/api/v1/users/{user_id:[^/]+}/tokens"
+_ERRORS: dict[str, Schema] = {
+    str(status): json_body(ref("OneginiError"), what)
+    for status, what in [
+        (400, "Malformed input"),
+        (401, "Missing or wrong credentials"),
+        (403, "Credentials without the permission"),
+        (503, "Redis unavailable"),
+    ]
+}
 
 DIALECT = Dialect("onegini", (
     Route("GET", _BASE, list_tokens, name="onegini.list", rule=Rule(Permission.READ), openapi={
@@ -68,10 +77,11 @@ DIALECT = Dialect("onegini", (
         "parameters": [USER_ID],
         "responses": {"200": json_body({"type": "object", "properties": {"tokens": {
             "type": "array", "items": ref("OneginiToken")}}}, "The tokens"),
-            "404": json_body(ref("OneginiError"), "No tokens found")}}),
+            "404": json_body(ref("OneginiError"), "No tokens found"), **_ERRORS}}),
     Route("DELETE", _BASE + "/{token_id:[^/]+}", revoke, name="onegini.revoke",
           rule=Rule(Permission.REVOKE), openapi={
         "summary": "Onegini-style: revoke one of the user's tokens; 204 whatever existed",
-        "parameters": [USER_ID, TOKEN_ID_UUID],
-        "responses": {"204": {"description": "Done"}}}),
+        "parameters": [ANY_USER_ID, param("token_id", "path", "Token id (a UUID; anything "
+                                           "else is no token)", schema=path_segment())],
+        "responses": {"204": {"description": "Done"}, **_ERRORS}}),
 ), render_error=render_error)  # fmt: skip

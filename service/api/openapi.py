@@ -11,29 +11,42 @@ from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
-from service import __version__
+from service import __version__, tokens, validation
 from service.api import access, openapi_compat
 from service.api.openapi_parts import Schema, errors, ref
-from service.api.responses import json_response
+from service.api.responses import SETTINGS, json_response
 from service.api.routing import ROUTES, Dialect, Route
 from service.auth import OPEN, Rule
 from service.events import USER_APP, EventKind, openapi_kinds
+from service.settings import Settings
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
+_NAME = {"type": ["string", "null"], "maxLength": validation.MAX_NAME_CHARS}
+_ID = {"type": "string", "minLength": 1, "maxLength": validation.MAX_ID_CHARS}
+_JSON_DATA = {"type": "string", "contentMediaType": "application/json"}
 SCHEMAS: dict[str, Schema] = {
     "Error": {"type": "object", "required": ["error", "message"],
               "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+    # null means "the default" for every field but `token` (leave it out to mint one).
     "IssueRequest": {
         "type": "object", "required": ["user_id", "app_id"], "additionalProperties": False,
         "properties": {
-            "user_id": {"type": "string", "minLength": 1, "maxLength": 256},
-            "app_id": {"type": "string", "minLength": 1, "maxLength": 256},
-            "ttl": {"type": "integer", "minimum": 1, "description": "Seconds, <= max TTL"},
-            "type": {"type": "string", "default": "DEFAULT"},
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "client_name": _NULLABLE_STRING, "device_name": _NULLABLE_STRING,
-            "metadata": {"type": ["object", "null"], "description": "At most 4 KiB of JSON"},
-            "token": {"type": "string", "description": "Register this externally minted value"},
+            "user_id": _ID, "app_id": _ID,
+            "ttl": {"type": ["integer", "null"], "minimum": 1,
+                    "description": "Seconds (TOKENSTORE_DEFAULT_TTL if left out)"},
+            "type": {"type": ["string", "null"], "pattern": f"^{validation.TYPE_PATTERN}$",
+                     "default": "DEFAULT"},
+            "scopes": {"type": ["array", "null"], "maxItems": validation.MAX_SCOPES,
+                       "items": {"type": "string",
+                                 "pattern": f"^{validation.SCOPE_PATTERN}$"}},
+            "client_name": _NAME, "device_name": _NAME,
+            "metadata": {"type": ["object", "null"],
+                         "description": "At most 4 KiB of JSON (TOKENSTORE_MAX_METADATA_BYTES; "
+                                        "more is a 413), nested at most 31 deep"},
+            "token": {"type": "string", "minLength": 1, "maxLength": tokens.MAX_TOKEN_CHARS,
+                      "not": {"pattern": f"^{tokens.PREFIX}"},
+                      "description": "Register this externally minted value (never one "
+                                     f"starting with `{tokens.PREFIX}`: those are minted here)"},
         }},
     "TokenRecord": {
         "type": "object",
@@ -84,6 +97,24 @@ SCHEMAS: dict[str, Schema] = {
             "revoked_before": {"type": "integer",
                                "description": "App events: tokens created before (epoch ms)"},
             "at": {"type": "integer", "description": "Epoch ms"}}},
+    # One message of the feed as a client's SSE parser sees it: its fields, `data` as text.
+    "FeedMessage": {"anyOf": [
+        {"type": "object", "required": ["event", "data"], "properties": {
+            "event": openapi_kinds(), "id": {"type": "string"},
+            "data": {**_JSON_DATA, "contentSchema": ref("RevocationEvent")}}},
+        {"type": "object", "required": ["event", "data"], "properties": {
+            "event": {"const": "ready"}, "id": {"type": "string"},
+            "data": {**_JSON_DATA, "contentSchema": {
+                "type": "object", "required": ["heartbeat"],
+                "properties": {"heartbeat": {"type": "number",
+                                             "description": "Seconds between heartbeats"}}}}}},
+        {"type": "object", "required": ["event", "data"], "properties": {
+            "event": {"const": "reset"}, "id": {"type": "string"},
+            "data": {**_JSON_DATA, "contentSchema": {
+                "type": "object", "properties": {"reason": {"type": "string"}}}}}},
+        {"type": "object", "description": "Only moves the id (a heartbeat after events the "
+                                          "client may not see)",
+         "not": {"anyOf": [{"required": ["event"]}, {"required": ["data"]}]}}]},
 }  # fmt: skip
 
 SECURITY_SCHEMES: dict[str, Schema] = {
@@ -104,11 +135,20 @@ def _with_access(operation: Schema, rule: Rule) -> Schema:
     needs = f"Needs the `{rule.permission.value}` permission (`admin` has every permission)."
     if rule.self_service:
         needs += " Self-service: a user's own token (Bearer) may call it for that user."
-    responses = {**operation["responses"], **errors(401, 403)}
+    # A dialect that declares its own 401/403 bodies keeps them.
+    responses = {**errors(401, 403), **operation["responses"]}
     return {**operation, "description": needs, "responses": responses}
 
 
-def document(routes: Iterable[Route], rules: Mapping[str, Rule]) -> Schema:
+def _schemas(settings: Settings) -> dict[str, Schema]:
+    """The shared schemas, with the limits this process was configured with."""
+    issue = SCHEMAS["IssueRequest"]
+    ttl = {**issue["properties"]["ttl"], "maximum": settings.max_ttl}
+    issue = {**issue, "properties": {**issue["properties"], "ttl": ttl}}
+    return {**SCHEMAS, "IssueRequest": issue, **openapi_compat.SCHEMAS}
+
+
+def document(routes: Iterable[Route], rules: Mapping[str, Rule], settings: Settings) -> Schema:
     paths: dict[str, dict[str, Schema]] = {}
     for route in routes:
         if route.openapi is None:
@@ -122,14 +162,14 @@ def document(routes: Iterable[Route], rules: Mapping[str, Rule]) -> Schema:
         "info": {"title": "tokenstore", "version": __version__},
         "security": CLIENT_SECURITY,
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **openapi_compat.SCHEMAS},
+        "components": {"schemas": _schemas(settings),
                        "securitySchemes": SECURITY_SCHEMES},
     }  # fmt: skip
 
 
 async def serve_document(request: web.Request) -> web.Response:
     routes, rules = request.app[ROUTES], request.app[access.RULES]
-    return json_response(document(routes, rules))
+    return json_response(document(routes, rules, request.app[SETTINGS]))
 
 
 # Open, like the probes; "health." so that it is logged and measured as they are.

@@ -4,10 +4,15 @@ routes."""
 
 from __future__ import annotations
 
-from service.api.openapi_parts import Schema, param
+from service.api.openapi_parts import Schema, param, path_segment, text
+from service.tokens import ID_PATTERN
+from service.validation import MAX_ID_CHARS
 
-USER_ID = param("user_id", "path", "User id (1-256 characters, URL-encoded)")
-TOKEN_ID_UUID = param("token_id", "path", "Token id (UUID)")
+USER_ID = param(
+    "user_id", "path", "User id (1-256 characters, URL-encoded)", schema=path_segment(MAX_ID_CHARS)
+)
+ANY_USER_ID = param("user_id", "path", "User id (URL-encoded)", schema=path_segment())
+TOKEN_ID_UUID = param("token_id", "path", "Token id (UUID)", schema=text(ID_PATTERN))
 
 SCHEMAS: dict[str, Schema] = {
     "OAuthError": {"type": "object", "required": ["error"], "properties": {

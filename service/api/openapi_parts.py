@@ -32,11 +32,39 @@ def request_body(schema: Schema) -> Schema:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def param(name: str, where: str, description: str, required: bool = False) -> Schema:
+def param(
+    name: str, where: str, description: str, required: bool = False, schema: Schema | None = None
+) -> Schema:
     return {
         "name": name,
         "in": where,
         "required": required or where == "path",
         "description": description,
-        "schema": {"type": "string"},
+        "schema": schema or {"type": "string"},
     }
+
+
+def text(
+    pattern: str | None = None,
+    *,
+    min_length: int = 0,
+    max_length: int | None = None,
+    allow_empty: bool = False,
+) -> Schema:
+    """A string schema. ``pattern`` is matched whole (anchored here); ``allow_empty`` also
+    admits "" (a parameter sent empty counts as absent)."""
+    schema: Schema = {"type": "string"}
+    if pattern is not None:
+        body = f"(?:{pattern})"
+        schema["pattern"] = f"^{body}?$" if allow_empty else f"^{body}$"
+    if min_length:
+        schema["minLength"] = min_length
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def path_segment(max_length: int | None = None) -> Schema:
+    """A path parameter's string: one segment, never "." or ".." (a client's URL library
+    resolves those away before sending)."""
+    return {**text(min_length=1, max_length=max_length), "not": {"enum": [".", ".."]}}

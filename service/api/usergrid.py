@@ -19,14 +19,17 @@ from aiohttp import web
 
 from service.api.access import principal
 from service.api.errors import HttpError
-from service.api.openapi_parts import json_body, param, ref
+from service.api.openapi_compat import USER_ID
+from service.api.openapi_parts import Schema, param, path_segment, ref, text
 from service.api.responses import service
 from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest
 
-_CALLBACK_RE = re.compile(r"[A-Za-z_$][\w$.]{0,63}")
+# A JSONP callback: an ASCII JavaScript name, dotted (the OpenAPI document states it too).
+CALLBACK_PATTERN = r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}"
+_CALLBACK_RE = re.compile(CALLBACK_PATTERN)
 _STARTED = web.RequestKey("usergrid_started", float)
 
 
@@ -85,21 +88,42 @@ def render_error(request: web.Request, error: HttpError) -> web.StreamResponse:
     return response
 
 
-_PARAMS = [param("callback", "query", "JSONP: wrap the answer in this function call")]
-_ANSWER = {
-    "200": json_body(ref("UsergridAction"), "Revoked"),
-    "400": json_body(ref("UsergridError"), "Missing or bad token"),
-}
-_TOKEN = [param("token", "query", "The token to revoke", required=True)]
-_APP_USER = [
-    param(n, "path", d)
-    for n, d in [
-        ("org", "Organization (accepted, ignored)"),
-        ("app", "Application id"),
-        ("user_id", "User id"),
-    ]
+_PARAMS = [
+    param(
+        "callback",
+        "query",
+        "JSONP: wrap the answer in this function call",
+        schema=text(CALLBACK_PATTERN),
+    )
 ]
-_ANY_USER = [param("user_id", "path", "User id")]
+
+
+def _jsonp(schema: Schema, description: str) -> Schema:
+    """JSON, or with ``callback`` the same JSON wrapped as JSONP."""
+    return {"description": description, "content": {
+        "application/json": {"schema": schema},
+        "application/javascript": {"schema": {"type": "string"}}}}  # fmt: skip
+
+
+_ANSWER = {
+    "200": _jsonp(ref("UsergridAction"), "Revoked"),
+    **{
+        str(status): _jsonp(ref("UsergridError"), what)
+        for status, what in [
+            (400, "Missing or bad token (auth_bad_access_token: unknown, or another user's)"),
+            (401, "Missing or wrong credentials"),
+            (403, "Credentials without the permission"),
+            (503, "Redis unavailable"),
+        ]
+    },
+}
+_TOKEN = [param("token", "query", "The token to revoke", required=True, schema=text(min_length=1))]
+_APP_USER = [
+    param("org", "path", "Organization (accepted, ignored)", schema=path_segment()),
+    param("app", "path", "Application id", schema=path_segment()),
+    USER_ID,
+]
+_ANY_USER = [USER_ID]
 # Path prefix, scope in the route names, path parameters, summaries of revoketokens/revoketoken.
 _USERS = [
     ("/{org:[^/]+}/{app:[^/]+}/users/{user_id:[^/]+}", "app", _APP_USER,
