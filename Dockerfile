@@ -16,20 +16,21 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY requirements ./requirements
-COPY pyproject.toml README.md ./
-COPY service ./service
 # pip and setuptools live in /opt/build, which stays in this stage; /opt/venv gets exactly the
-# hash-checked packages of requirements/runtime.txt and the service's wheel. pip compiles the
-# .pyc files here, since the running container has a read-only file system.
+# hash-checked packages of requirements/runtime.txt, then the service's wheel. The dependencies
+# come first, so that a change to the service alone reuses their layer. pip compiles the .pyc
+# files here, since the running container has a read-only file system.
+COPY requirements ./requirements
 RUN --mount=type=secret,id=pip_cert \
     if [ -f /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
     && python3 -m venv /opt/build \
     && /opt/build/bin/pip install --quiet --require-hashes --no-deps -r requirements/build.txt \
     && python3 -m venv --without-pip /opt/venv \
     && /opt/build/bin/pip --python /opt/venv/bin/python install --quiet \
-       --require-hashes --no-deps -r requirements/runtime.txt \
-    && /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
+       --require-hashes --no-deps -r requirements/runtime.txt
+COPY pyproject.toml README.md ./
+COPY service ./service
+RUN /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
     && /opt/build/bin/pip --python /opt/venv/bin/python install --quiet \
        --no-deps --no-index /tmp/wheels/tokenstore-*.whl
 

@@ -85,7 +85,7 @@ def python_base() -> str:
 
 def build(base: str) -> str:
     """The image of this work tree; tagged per work tree, so that runs of two trees at once
-    do not swap images (a rebuild leaves the old one dangling: `podman image prune`)."""
+    do not swap images. The build stage's layers stay as the cache (`podman image prune`)."""
     tag = "localhost/tokenstore-test:" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
     args = ["build", "--isolation", "chroot", "--network", "host", "--format", "docker"]
     args += ["--build-arg", f"PYTHON_IMAGE={base}", "--tag", tag]
@@ -93,8 +93,15 @@ def build(base: str) -> str:
     bundle = os.environ.get("PIP_CERT", CA_BUNDLE)
     if Path(bundle).is_file():
         args += ["--secret", f"id=pip_cert,src={bundle}"]
+    before = _image_id(tag)
     podman(*args, str(ROOT), timeout=BUILD_TIMEOUT_S)
+    if before and before != _image_id(tag):  # the previous build, now untagged: no pile-up
+        podman("rmi", before, check=False)
     return tag
+
+
+def _image_id(tag: str) -> str:
+    return podman("image", "inspect", "--format", "{{.Id}}", tag, check=False).stdout.strip()
 
 
 def run_flags() -> list[str]:
