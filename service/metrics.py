@@ -11,9 +11,10 @@ With several worker processes the supervisor points ``TOKENSTORE_METRICS_DIR`` a
 directory. Every worker writes a snapshot of its numbers there (``metrics_<pid>.json``) every
 second and when it stops, and whichever worker answers a scrape adds its own live numbers to
 every other worker's latest snapshot: counters and histograms summed over live and exited
-workers, the in-flight gauge over live ones only (the supervisor zeroes an exited worker's, see
-``mark_process_dead``). A scrape may therefore miss up to about a second of the other workers'
-requests (the next one has them), and a killed worker's last second is lost.
+workers, the in-flight and feed-subscriber gauges over live ones only (the supervisor zeroes an
+exited worker's, see ``mark_process_dead``). A scrape may therefore miss up to about a second
+of the other workers' requests (the next one has them), and a killed worker's last second is
+lost.
 
 Label values are route names, statuses, store operation names and fixed kinds: never a path,
 key, id or token.
@@ -60,6 +61,7 @@ HTTP_SECONDS = Family(
     HTTP_BUCKETS,
 )
 IN_FLIGHT = Family("tokenstore_http_requests_in_flight", "Requests being handled.", ())
+FEED_SUBSCRIBERS = Family("tokenstore_feed_subscribers", "Open revocation feed streams.", ())
 REDIS_SECONDS = Family(
     "tokenstore_redis_command_duration_seconds",
     "Redis round trips (a pipeline or script is one), by store operation.",
@@ -103,13 +105,15 @@ class Histogram:
 class Tally:
     """A process's numbers by family name and label values: what is snapshot and summed."""
 
-    def __init__(self, in_flight: int = 0) -> None:
+    def __init__(self, in_flight: int = 0, feed_subscribers: int = 0) -> None:
         self.in_flight = in_flight
+        self.feed_subscribers = feed_subscribers
         self.counters: dict[str, dict[Labels, int]] = {}
         self.histograms: dict[str, dict[Labels, Histogram]] = {}
 
     def add(self, other: Tally) -> None:
         self.in_flight += other.in_flight
+        self.feed_subscribers += other.feed_subscribers
         for name, counts in other.counters.items():
             mine = self.counters.setdefault(name, {})
             for labels, n in counts.items():
@@ -126,6 +130,7 @@ class Tally:
         return orjson.dumps(
             {
                 "in_flight": self.in_flight,
+                "feed_subscribers": self.feed_subscribers,
                 "counters": {name: list(c.items()) for name, c in self.counters.items()},
                 "histograms": {
                     name: [(labels, h.counts, h.sum) for labels, h in hs.items()]
@@ -137,7 +142,7 @@ class Tally:
     @classmethod
     def loads(cls, data: bytes) -> Tally:
         raw = orjson.loads(data)
-        tally = cls(raw["in_flight"])
+        tally = cls(raw["in_flight"], raw.get("feed_subscribers", 0))
         for name, items in raw["counters"].items():
             tally.counters[name] = {tuple(labels): n for labels, n in items}
         for name, items in raw["histograms"].items():
@@ -158,6 +163,9 @@ class Tally:
         yield requests
         yield _histogram_family(HTTP_SECONDS, http)
         yield GaugeMetricFamily(IN_FLIGHT.name, IN_FLIGHT.help, value=self.in_flight)
+        yield GaugeMetricFamily(
+            FEED_SUBSCRIBERS.name, FEED_SUBSCRIBERS.help, value=self.feed_subscribers
+        )
         yield _histogram_family(REDIS_SECONDS, self.histograms.get(REDIS_SECONDS.name, {}))
         for family in (REDIS_ERRORS, ISSUED, REVOCATIONS, INTROSPECTIONS):
             counter = CounterMetricFamily(family.name, family.help, labels=family.labels)
@@ -186,6 +194,7 @@ class Metrics:
         self.metrics_dir = metrics_dir
         self.pid = os.getpid() if pid is None else pid
         self.in_flight = 0
+        self.feed_subscribers = 0  # changed by the feed route (service.api.feed)
         self._http: dict[tuple[str, int], Histogram] = {}  # (route, status): the count is there
         self._redis: dict[str, Histogram] = {}
         self._redis_errors: Counter[Labels] = Counter()
@@ -234,7 +243,7 @@ class Metrics:
 
     def tally(self) -> Tally:
         """A copy of this process's numbers."""
-        tally = Tally(self.in_flight)
+        tally = Tally(self.in_flight, self.feed_subscribers)
         tally.histograms[HTTP_SECONDS.name] = {
             (route, str(status)): h.copy() for (route, status), h in self._http.items()
         }
@@ -282,13 +291,14 @@ def _snapshot_name(pid: int) -> str:
 
 
 def mark_process_dead(pid: int, metrics_dir: str) -> None:
-    """An exited worker's requests are no longer in flight; its counts stay in the sums."""
+    """An exited worker's requests are no longer in flight (nor its feed streams open); its
+    counts stay in the sums."""
     path = os.path.join(metrics_dir, _snapshot_name(pid))
     try:
         tally = _read(path)
     except FileNotFoundError:
         return  # it never wrote one
-    tally.in_flight = 0
+    tally.in_flight = tally.feed_subscribers = 0
     _write(path, tally)
 
 

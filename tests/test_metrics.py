@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from redis_servers import free_port
 
 from service.app import create_app
 from service.metrics import (
+    FEED_SUBSCRIBERS,
     HTTP_BUCKETS,
     HTTP_REQUESTS,
     HTTP_SECONDS,
@@ -87,6 +89,25 @@ async def test_counts_requests_tokens_revocations_and_introspections(client: Cli
     assert 0 <= value(samples, "tokenstore_event_stream_lag_seconds") < 5
 
 
+async def test_open_feed_streams_are_counted_until_they_close(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    client: Client = await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)
+    streams = [await client.get("/v1/events") for _ in range(2)]
+    for stream in streams:
+        assert stream.status == 200
+    _, samples = await scrape(client)
+    assert value(samples, FEED_SUBSCRIBERS.name) == 2
+    for stream in streams:
+        stream.close()
+    for _ in range(100):  # the handlers notice the closed connections on their next write
+        _, samples = await scrape(client)
+        if value(samples, FEED_SUBSCRIBERS.name) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert value(samples, FEED_SUBSCRIBERS.name) == 0
+
+
 async def test_per_user_limit_evictions_are_counted(
     aiohttp_client: Any, settings: Settings
 ) -> None:
@@ -149,6 +170,7 @@ def observe_all(metrics: Metrics, rounds: int = 3) -> None:
         metrics.issued(registered=n == 1)
         metrics.revoked(("token", "user", "limit")[n])
         metrics.started()  # one request per round still in flight
+        metrics.feed_subscribers += 1  # and one feed stream per round open
 
 
 def prometheus_client_text(rounds: int = 3) -> bytes:
@@ -160,6 +182,7 @@ def prometheus_client_text(rounds: int = 3) -> bytes:
         HTTP_SECONDS.name, HTTP_SECONDS.help, labels, buckets=HTTP_BUCKETS, registry=r
     )
     in_flight = prometheus_client.Gauge(IN_FLIGHT.name, IN_FLIGHT.help, registry=r)
+    feed = prometheus_client.Gauge(FEED_SUBSCRIBERS.name, FEED_SUBSCRIBERS.help, registry=r)
     redis = prometheus_client.Histogram(
         REDIS_SECONDS.name, REDIS_SECONDS.help, ["op"], buckets=REDIS_BUCKETS, registry=r
     )
@@ -183,6 +206,7 @@ def prometheus_client_text(rounds: int = 3) -> bytes:
         counters[ISSUED.name].labels("registered" if n == 1 else "minted").inc()
         counters[REVOCATIONS.name].labels(("token", "user", "limit")[n]).inc()
         in_flight.inc()
+        feed.inc()
     text = prometheus_client.generate_latest(r).decode()
     # The service has no `*_created` series (a worker's would mean nothing in a sum).
     return "".join(line for line in text.splitlines(True) if "_created" not in line).encode()
@@ -221,8 +245,9 @@ def test_workers_snapshots_add_up_and_an_exited_worker_is_no_longer_in_flight(
 
     mark_process_dead(103, directory)
     mark_process_dead(104, directory)  # exited before its first snapshot: nothing to do
-    in_flight = ("tokenstore_http_requests_in_flight", frozenset[tuple[str, str]]())
-    assert parsed(scraped.render()) == pytest.approx(expected | {in_flight: 3})  # `exited`'s gone
+    no_labels = frozenset[tuple[str, str]]()
+    live = {(IN_FLIGHT.name, no_labels): 3, (FEED_SUBSCRIBERS.name, no_labels): 3}
+    assert parsed(scraped.render()) == pytest.approx(expected | live)  # `exited`'s are gone
     assert sorted(os.listdir(directory)) == [f"metrics_{pid}.json" for pid in (101, 102, 103)]
 
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from service import sse
 from service.api.access import principal
+from service.api.metrics import METRICS
 from service.api.openapi_parts import errors, param, ref, text
 from service.api.responses import SETTINGS, STORE
 from service.api.routing import Dialect, Route
@@ -105,6 +106,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     visible = visible_apps(request)
     # Until the response starts, a failure is an ordinary error answer (503 if Redis is down).
     subscription = await feed.subscribe()
+    metrics = request.app[METRICS]
+    metrics.feed_subscribers += 1
     try:
         lost = after is not None and events_lost_after(await store.event_stream(), after)
         response = web.StreamResponse(headers=HEADERS)
@@ -115,6 +118,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await _stream(_Writer(response, visible), subscription, store, settings, after, lost)
         return response
     finally:
+        metrics.feed_subscribers -= 1
         feed.unsubscribe(subscription)
 
 
