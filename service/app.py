@@ -33,6 +33,7 @@ from service.clients import ClientRegistry
 from service.errors import Unavailable
 from service.lifecycle import LIFECYCLE, Lifecycle
 from service.metrics import Metrics
+from service.redis_client import check_embedded_store
 from service.service import TokenService
 from service.settings import Settings
 from service.store import KeyspaceRefused, TokenStore
@@ -67,6 +68,8 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
         client_max_size=settings.max_body_bytes,
         middlewares=[request_middleware],
     )
+    if settings.redis_url is None:
+        check_embedded_store()  # before the quick start prints a secret it could not serve
     app[SETTINGS] = settings
     app[ERROR_RENDERERS] = {}
     app[access.RULES] = {}

@@ -114,8 +114,14 @@ def client_command(settings: Settings, args: argparse.Namespace) -> int:
         secret = clients_file.rotate_secret(path, args.id)
         _show_secret(args.id, path, secret, "has a new secret")
         return 0
+    group = None if args.group is None else clients_file.parse_group(args.group)
     secret = clients_file.add_client(
-        path, args.id, _comma_list(args.permissions), _comma_list(args.apps), replace=args.replace
+        path,
+        args.id,
+        _comma_list(args.permissions),
+        _comma_list(args.apps),
+        replace=args.replace,
+        group=group,
     )
     _show_secret(args.id, path, secret, "written")
     return 0
@@ -162,6 +168,12 @@ def _client_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--replace",
         action="store_true",
         help="if the id exists, give it these rights and a new secret (else: refused)",
+    )
+    add.add_argument(
+        "--group",
+        metavar="GID",
+        help="make the file readable by this group (mode 0640), e.g. 10001 for the container "
+        "image; default: a new file is 0600, an existing one keeps its mode, owner and group",
     )
     rotate = actions.add_parser(
         "rotate", help="give a client a new secret (printed once), keeping its rights"
@@ -214,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnknownClient as exc:
         _say(f"tokenstore: {exc}")
         return FAILED
-    except ClientsError as exc:
+    except (ClientsError, SettingsError) as exc:  # SettingsError: no store to serve with
         _say(f"tokenstore: configuration error: {exc}")
         return CONFIG_ERROR
     return healthcheck(settings)

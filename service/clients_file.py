@@ -4,11 +4,16 @@ service uses when there is none.
 Format: ``{"clients": [{"id": "gateway", "secret_sha256": "<64 hex>",
 "permissions": ["introspect"], "apps": ["*"]}]}``. Every mistake stops start-up with a message
 naming the file and the entry.
+
+A new file is mode 0600, or 0640 with a group (``client add --group 10001``: the container
+image's gid) so that a service running as another user can read it; updates keep the mode,
+owner and group.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
 import re
@@ -72,9 +77,26 @@ def parse(text: str, source: str) -> list[ApiClient]:
 def load(path: str | Path) -> list[ApiClient]:
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except PermissionError as exc:
+        raise ClientsError(f"{path}: cannot read the clients file: {exc}. {_whom(path)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ClientsError(f"{path}: cannot read the clients file: {exc}") from None
     return parse(text, str(path))
+
+
+def _whom(path: str | Path) -> str:
+    """What to do about a file this process may not read (in a container: a mount)."""
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        st = os.stat(path)
+        found = f"it is mode {stat.S_IMODE(st.st_mode):04o}, uid {st.st_uid}, gid {st.st_gid}"
+    except OSError:
+        found = "its directory cannot be searched"
+    return (
+        f"This process runs as uid {uid}, gid {gid}, and {found}: let uid {uid} or gid {gid} "
+        f"read it: `chgrp {gid} FILE && chmod 0640 FILE`, or write it with `tokenstore client "
+        f"add --group {gid} ...`; in Kubernetes mount the Secret with fsGroup: {gid}."
+    )
 
 
 def _entry(source: str, index: int, raw: Any) -> ApiClient:
@@ -167,10 +189,11 @@ def to_json(client: ApiClient) -> dict[str, Any]:
     }
 
 
-def save(path: str | Path, clients: Sequence[ApiClient]) -> None:
+def save(path: str | Path, clients: Sequence[ApiClient], group: int | None = None) -> None:
     """Replace the file atomically (a reader sees the old or the new file, whole), keeping an
     existing file's mode, owner and group (a container may read it through its group); a new
-    file gets mode 0600. A symbolic link is followed, not replaced."""
+    file gets mode 0600. With ``group``: that group and mode 0640. A symbolic link is followed,
+    not replaced."""
     target = Path(os.path.realpath(path))
     text = json.dumps({"clients": [to_json(c) for c in clients]}, indent=2) + "\n"
     try:
@@ -183,6 +206,8 @@ def save(path: str | Path, clients: Sequence[ApiClient]) -> None:
             os.fchmod(out.fileno(), 0o600 if kept is None else stat.S_IMODE(kept.st_mode))
             if kept is not None:
                 _keep_owner(out.fileno(), kept, path)
+            if group is not None:
+                _give_group(out.fileno(), group, path)
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
@@ -204,6 +229,30 @@ def _keep_owner(fd: int, kept: os.stat_result, path: str | Path) -> None:
             f"{path}: cannot keep its owner and group ({kept.st_uid}:{kept.st_gid}) in the new "
             "file: run this as root or as its owner (the file is unchanged)"
         ) from None
+
+
+GROUP_READABLE = 0o640
+
+
+def _give_group(fd: int, gid: int, path: str | Path) -> None:
+    try:
+        os.fchown(fd, -1, gid)
+    except PermissionError:
+        raise ClientsError(
+            f"{path}: cannot give group {gid} the clients file: only root or a member of "
+            f"group {gid} can (e.g. `sudo tokenstore client add --group {gid} ...`)"
+        ) from None
+    os.fchmod(fd, GROUP_READABLE)
+
+
+def parse_group(value: str) -> int:
+    """A group id, or the name of a group of this machine."""
+    if value.isascii() and value.isdigit():
+        return int(value)
+    try:
+        return grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise ClientsError(f"--group {value!r}: no such group here; give its number") from None
 
 
 class UnknownClient(ClientsError):
@@ -232,9 +281,11 @@ def add_client(
     apps: list[str],
     *,
     replace: bool = False,
+    group: int | None = None,
 ) -> str:
     """Add the client (with ``replace``: or give an existing one a new secret and these
-    rights); returns the new secret, which is written nowhere (only its hash is)."""
+    rights); returns the new secret, which is written nowhere (only its hash is). ``group``:
+    the file gets that group and mode 0640."""
     existing = load(path) if Path(path).exists() else []
     secret = new_secret()
     client = _build(client_id, hash_secret(secret), permissions, apps)
@@ -248,7 +299,7 @@ def add_client(
         existing[ids.index(client.id)] = client
     else:
         existing.append(client)
-    save(path, existing)
+    save(path, existing, group)
     return secret
 
 

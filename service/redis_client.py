@@ -1,6 +1,7 @@
 """Opening the Redis client the settings ask for.
 
-- No URL: the embedded in-memory store (fakeredis with Lua), for trying the service out.
+- No URL: the embedded in-memory store (fakeredis with Lua), for trying the service out. It is
+  the optional ``embedded`` extra: the container image leaves it out and needs a URL.
 - A URL: a standalone client, or a ``RedisCluster`` when the server says it is a Cluster node.
   The connection is made lazily and retried on use, so the service starts (and reports
   not-ready) while Redis is down; a configured Redis is never replaced by memory.
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import time
 import traceback
@@ -16,13 +18,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias, cast
 
-import fakeredis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from service.errors import Unavailable
 from service.observer import NO_OBSERVER, Observer
-from service.settings import Settings
+from service.settings import Settings, SettingsError, env_name
 
 AnyRedis: TypeAlias = Redis | RedisCluster
 log = logging.getLogger(__name__)
@@ -55,6 +56,18 @@ def _raised_in_redis_py(exc: BaseException) -> bool:
         if not module.startswith(("asyncio.", "uvloop")):
             return module == "redis" or module.startswith("redis.")
     return False
+
+
+def check_embedded_store() -> None:
+    """Start-up check for a process with no Redis URL: the embedded store must be installed."""
+    if importlib.util.find_spec("fakeredis") is None:
+        variable = env_name("redis_url")
+        raise SettingsError(
+            f"{variable} is not set, and the embedded in-memory store of the quick start is not "
+            "installed here (the container image leaves it out). "
+            f"Set {variable}=redis://HOST:6379/0, or install 'tokenstore[embedded]' to try "
+            "the service out without Redis."
+        )
 
 
 def unavailable(exc: BaseException) -> Unavailable:
@@ -125,6 +138,8 @@ class RedisConnector:
     async def _open(self) -> AnyRedis:
         s = self._settings
         if s.redis_url is None:
+            import fakeredis  # optional (the embedded extra): imported only when used
+
             return cast(Redis, fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()))
         timeouts: dict[str, Any] = {
             "socket_timeout": s.redis_timeout,

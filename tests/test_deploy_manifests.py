@@ -59,6 +59,8 @@ REDIS_SETTINGS = {
     "hash-max-listpack-entries": "128",
     "notify-keyspace-events": "",
 }
+DIGEST = r"@sha256:[0-9a-f]{64}"
+PINNED_REDIS = rf"redis:7\.\d+{DIGEST}"  # a registry image, pinned (README: Container image)
 
 # resource.Quantity: the schema accepts any string, the API server does not.
 QUANTITY = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE])?")
@@ -463,7 +465,7 @@ def test_bundled_redis_is_hardened_and_configured() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     c = container(redis, "redis")
-    assert c["image"].startswith("redis:7")
+    assert re.fullmatch(PINNED_REDIS, c["image"])
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
@@ -513,7 +515,7 @@ def test_compose_runs_redis_with_the_recommended_settings() -> None:
     assert flags == flags | {f"--{k}": v for k, v in REDIS_SETTINGS.items()}
     # noeviction means nothing without a memory limit.
     assert re.fullmatch(r"[1-9][0-9]*(mb|gb)", flags["--maxmemory"])
-    assert compose["services"]["redis"]["image"] == "redis:7"
+    assert re.fullmatch(PINNED_REDIS, compose["services"]["redis"]["image"])
     (data,) = compose["services"]["redis"]["volumes"]
     assert data.split(":")[0] in compose["volumes"]
 
@@ -524,8 +526,12 @@ def test_compose_service_uses_redis_and_the_example_clients_file() -> None:
     env = app["environment"]
     assert env["TOKENSTORE_REDIS_URL"] == "redis://redis:6379/0"
     assert app["ports"] == ["127.0.0.1:8080:8080", "127.0.0.1:9464:9464"]
-    source, target, mode = next(v for v in app["volumes"] if "clients" in v).split(":")
-    assert (source, mode) == ("./deploy/examples/clients.json", "ro")
+    volume = next(v for v in app["volumes"] if "clients" in v)
+    # The operator's file (`CLIENTS_FILE=./clients.json docker compose up`), else the example.
+    match = re.fullmatch(r"\$\{CLIENTS_FILE:-([^}]+)\}:([^:]+):(ro)", volume)
+    assert match, volume
+    source, target, _ = match.groups()
+    assert source == "./deploy/examples/clients.json"
     assert env["TOKENSTORE_CLIENTS_FILE"] == target
     clients = json.loads((ROOT / source).read_text(encoding="utf-8"))["clients"]
     assert clients and all(re.fullmatch("[0-9a-f]{64}", c["secret_sha256"]) for c in clients)
@@ -542,11 +548,17 @@ def dockerfile() -> list[str]:
 def test_dockerfile_builds_a_small_non_root_image() -> None:
     lines = dockerfile()
     froms = [line for line in lines if line.startswith("FROM ")]
-    assert len(froms) == 2 and "ARG PYTHON_IMAGE=python:3.11-slim" in lines
+    assert len(froms) == 2
+    assert any(re.fullmatch(rf"ARG PYTHON_IMAGE=python:3\.11-slim-bookworm{DIGEST}", line)
+               for line in lines)  # fmt: skip
     assert all(line.startswith("FROM ${PYTHON_IMAGE}") for line in froms)
-    installs = [line for line in lines if "pip install" in line]
-    assert any(re.search(r"pip install \.$", line) for line in installs)
-    assert not any("[dev]" in line for line in installs), "dev tools must stay out of the image"
+    installs = [line for line in lines if "pip " in line and " install " in line]
+    # Exactly the lock, hash-checked; the service's own wheel without dependencies.
+    assert any(
+        re.search(r"install [^&]*--require-hashes --no-deps -r requirements/runtime\.txt", line)
+        for line in installs
+    )
+    assert not any("[dev]" in line or "[embedded]" in line for line in installs)
     assert "COPY --from=build /opt/venv /opt/venv" in lines
     assert lines.index("USER 10001:10001") > lines.index(froms[1])
     for expected in (
@@ -556,7 +568,7 @@ def test_dockerfile_builds_a_small_non_root_image() -> None:
         'CMD ["serve"]',
     ):
         assert expected in lines
-    assert any(line.endswith('CMD ["tokenstore", "healthcheck"]') for line in lines)
+    assert any(line.endswith('CMD ["tokenstore-healthcheck"]') for line in lines)
     env = " ".join(line for line in lines if line.startswith("ENV "))
     for setting in ("PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1", "TOKENSTORE_HOST=0.0.0.0"):
         assert setting in env
@@ -568,7 +580,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
     if rules[0] == "*":
         # An allow-list: it lets in no more than the build needs.
         allowed = {rule for rule in rules if rule.startswith("!")}
-        assert allowed == {"!pyproject.toml", "!README.md", "!service/"}
+        assert allowed == {"!pyproject.toml", "!README.md", "!requirements/", "!service/"}
     else:
         assert {".venv", ".git"} <= set(rules)
 
