@@ -14,15 +14,17 @@ from typing import Any
 from service import tokens, validation
 from service.clock import now_ms
 from service.errors import BadRequest, Conflict, Forbidden, NotFound
-from service.events import USER_APP, EventKind, RevocationEvent
+from service.events import USER_APP, EventKind, RevocationEvent, SessionReason
 from service.observer import NO_OBSERVER, Observer
 from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
 from service.scope import Scope
 from service.settings import Settings
-from service.storage import IdClash, Revoked, Store
+from service.storage import IdClash, Reused, Revoked, SessionTerms, Store
 from service.tokens import TokenId
+from service.uses import UseRecorder
 
 ID_DRAWS = 3
+SELF_ACTOR = "self"  # auth.SELF: a user acting with their own token
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,30 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionView:
+    """One login: the live tokens of one session, as ``GET /v1/users/{id}/sessions`` lists it."""
+
+    session_id: str
+    app_id: str
+    device_name: str | None  # the newest token's
+    client_name: str | None
+    created_at: int  # the session's start, epoch ms
+    last_used_at: int
+    token_ids: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "app_id": self.app_id,
+            "device_name": self.device_name,
+            "client_name": self.client_name,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+            "token_ids": self.token_ids,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class AppPage:
     tokens: list[TokenRecord]
     next_cursor: str | None
@@ -58,6 +84,10 @@ class TokenService:
         self.settings = settings
         self.observer = observer
         self._retention_ms = settings.max_ttl * 1000
+        self.uses = UseRecorder(store, settings.idle_resolution)
+
+    async def close(self) -> None:
+        await self.uses.close()
 
     # --- issue ------------------------------------------------------------------------------
 
@@ -89,12 +119,17 @@ class TokenService:
         ttl: int | None = None,
         token: str | None = None,
         scope: Scope,
+        idle_ttl: int | None = None,
+        session_id: str | None = None,
+        session_max_ttl: int | None = None,
     ) -> IssuedToken:
-        """Mint a token, or register an externally minted ``token`` value."""
+        """Mint a token, or register an externally minted ``token`` value; in a new session,
+        or in the live session ``session_id`` of the same user and app."""
         if scope.user_id is not None or not scope.admits_app(draft.app_id):
             raise Forbidden("this client may not issue tokens for this app")
         s = self.settings
         ttl_ms = validation.ttl(ttl, s.default_ttl, s.max_ttl) * 1000
+        session = self._session_terms(idle_ttl, session_id, session_max_ttl)
         if token is not None:
             _check_registrable(token)
         for _ in range(ID_DRAWS):
@@ -104,7 +139,9 @@ class TokenService:
             if token is not None:
                 await self._claim(digest, tid, ttl_ms)
             try:
-                issued = await self.store.issue(tid, draft, digest, ttl_ms, s.max_tokens_per_user)
+                issued = await self.store.issue(
+                    tid, draft, digest, ttl_ms, s.max_tokens_per_user, session
+                )
             except IdClash:
                 continue
             except BaseException:
@@ -117,6 +154,22 @@ class TokenService:
             self.observer.issued(registered=token is not None)
             return IssuedToken(issued.record, None if token is not None else value)
         raise Conflict("could not draw a free token id; retry")
+
+    def _session_terms(
+        self, idle_ttl: int | None, session_id: str | None, session_max_ttl: int | None
+    ) -> SessionTerms | None:
+        if idle_ttl is None and session_id is None and session_max_ttl is None:
+            return None
+        if session_id is not None and session_max_ttl is not None:
+            raise BadRequest("session_max_ttl is set when a session starts, not when joining")
+        max_ttl = self.settings.max_ttl
+        idle = 0 if not idle_ttl else validation.ttl(idle_ttl, max_ttl, max_ttl, "idle_ttl")
+        session_ms = None
+        if session_max_ttl is not None:
+            session_ms = validation.ttl(session_max_ttl, max_ttl, max_ttl, "session_max_ttl")
+            session_ms *= 1000
+        join = None if session_id is None else _parse_id(session_id, "session")
+        return SessionTerms(idle, session_ms, join)
 
     async def _claim(self, digest: bytes, tid: TokenId, ttl_ms: int) -> None:
         existing = await self.store.claim_pointer(digest, tid, ttl_ms)
@@ -134,6 +187,8 @@ class TokenService:
         record = None if tid is None else await self._live(tid, tokens.digest(value))
         answer = record if record is not None and scope.admits(record) else None
         self.observer.introspected(answer is not None)
+        if answer is not None and answer.idle_ttl and tid is not None:
+            self.uses.note(tid, answer, now_ms())
         return answer
 
     async def _locate(self, value: str) -> TokenId | None:
@@ -144,6 +199,11 @@ class TokenService:
         return await self.store.find_registered(tokens.digest(value))
 
     async def _live(self, tid: TokenId, digest: bytes | None) -> TokenRecord | None:
+        record = await self._stored(tid, digest)
+        return record if record is not None and record.usable(now_ms()) else None
+
+    async def _stored(self, tid: TokenId, digest: bytes | None) -> TokenRecord | None:
+        """The token's record, unless expired or revoked; rotated and idle ones included."""
         record, watermarks = await self.store.read(tid)
         if record is None:
             return None
@@ -154,8 +214,11 @@ class TokenService:
         return record
 
     async def get(self, token_id: str, *, scope: Scope) -> TokenRecord:
-        record = await self._live(_parse_id(token_id), None)
+        """A live token's record, or a rotated one's while it is kept (``rotated``)."""
+        record = await self._stored(_parse_id(token_id), None)
         if record is None or not scope.admits(record):
+            raise NotFound("no such token")
+        if not record.rotated and not record.usable(now_ms()):
             raise NotFound("no such token")
         return record
 
@@ -167,11 +230,13 @@ class TokenService:
             return []
         records = await self.store.list_user(user_id)
         watermarks = await self.store.watermarks()
+        now = now_ms()
         return sorted(
             (
                 r
                 for r in records
                 if (app_id is None or r.app_id == app_id)
+                and r.usable(now)
                 and scope.admits_app(r.app_id)
                 and r.created_us >= watermarks.get(r.app_id, 0)
             ),
@@ -189,8 +254,9 @@ class TokenService:
         watermark = (await self.store.watermarks()).get(app_id, 0)
         page: list[TokenRecord] = []
         last_cursor = None
+        now = now_ms()
         async for record, resume in tokens_after:
-            if record.created_us < watermark:
+            if record.created_us < watermark or not record.usable(now):
                 continue
             if len(page) == limit:
                 return AppPage(page, last_cursor)
@@ -227,17 +293,105 @@ class TokenService:
         *,
         actor: Actor,
         scope: Scope,
+        keep_session_id: str | None = None,
     ) -> list[str]:
-        """Revoke the user's tokens of ``app_id`` (None: of every app in scope) but ``keep_id``."""
+        """Revoke the user's tokens of ``app_id`` (None: of every app in scope) but ``keep_id``
+        and the tokens of session ``keep_session_id``."""
         validation.identifier("user_id", user_id)
         keep = _parse_id(keep_id) if keep_id else None
+        keep_session = _parse_id(keep_session_id, "session") if keep_session_id else None
         if not scope.admits_user(user_id):
             return []
-        revoked = await self.store.revoke_user(user_id, apps=scope.bulk_apps(app_id), keep=keep)
+        revoked = await self.store.revoke_user(
+            user_id, apps=scope.bulk_apps(app_id), keep=keep, keep_session=keep_session
+        )
         await self._emit(EventKind.USER, revoked, actor, user_id, scope_app=app_id)
         if revoked:
             self.observer.revoked("user_app" if app_id else "user")
         return [str(r.id) for r in revoked]
+
+    # --- sessions and rotation --------------------------------------------------------------
+
+    async def list_sessions(
+        self, user_id: str, app_id: str | None = None, *, scope: Scope
+    ) -> list[SessionView]:
+        """The user's sessions with a live token in scope, newest first."""
+        by_session: dict[str, list[TokenRecord]] = defaultdict(list)
+        for record in await self.list_user(user_id, app_id, scope=scope):
+            by_session[record.session_id].append(record)
+        views = [
+            SessionView(
+                session_id=sid,
+                app_id=records[0].app_id,
+                device_name=records[0].device_name,
+                client_name=records[0].client_name,
+                created_at=min(r.session_started_at for r in records),
+                last_used_at=max(r.last_used_at for r in records),
+                token_ids=[r.id for r in records],
+            )
+            for sid, records in by_session.items()
+        ]
+        return sorted(views, key=lambda v: (-v.created_at, v.session_id))
+
+    async def revoke_session(self, session_id: str, actor: Actor, *, scope: Scope) -> list[str]:
+        """Revoke every token of a session (log out one device)."""
+        sid = _parse_id(session_id, "session")
+        result = await self.store.revoke_session(sid, user_id=scope.user_id, apps=scope.apps)
+        if result is None or not result.revoked:
+            return []
+        reason = SessionReason.USER if actor.name == SELF_ACTOR else SessionReason.REVOKED
+        await self._emit(
+            EventKind.SESSION, result.revoked, actor, result.user_id, session=(str(sid), reason)
+        )
+        self.observer.revoked("session")
+        return [str(r.id) for r in result.revoked]
+
+    async def rotate(self, value: str, actor: Actor, *, scope: Scope) -> IssuedToken:
+        """A new token in the same session for a live token ``value``, which stops being live;
+        a rotated token presented again revokes its session (BadRequest ``token_reused``),
+        but within the grace, for the immediate predecessor of the live token only."""
+        tid = await self._locate(value)
+        digest = tokens.digest(value)
+        record = None if tid is None else await self._stored(tid, digest)
+        if tid is None or record is None or not scope.admits(record):
+            raise BadRequest("the token is not live", code="invalid_token")
+        if actor.via is not None and record.id != actor.via:
+            raise BadRequest("a user's own token rotates itself only", code="invalid_token")
+        # Before the rotation, as at issue: listings and sweeps of the app find the successor.
+        ttl_ms = record.expires_at - record.created_at
+        await self.store.index_token(record.app_id, tid, now_ms() + ttl_ms)
+        mark = (await self.store.watermarks()).get(record.app_id)
+        marks = {} if mark is None else {record.app_id: mark}
+        grace_ms = self.settings.rotation_grace * 1000
+        for _ in range(ID_DRAWS):
+            successor = tokens.new_id(tid.tag)
+            new_value = tokens.mint(successor)
+            try:
+                outcome = await self.store.rotate(
+                    tid, digest, successor, tokens.digest(new_value), grace_ms, marks
+                )
+            except IdClash:
+                continue
+            if outcome is None:
+                raise BadRequest("the token is not live", code="invalid_token")
+            if isinstance(outcome, Reused):
+                raise await self._reused(outcome, actor)
+            if outcome.replaced is not None:
+                replaced = [Revoked(outcome.replaced, record.app_id)]
+                await self._emit(EventKind.TOKEN, replaced, actor, record.user_id)
+            self.observer.issued(registered=False)
+            return IssuedToken(outcome.record, new_value)
+        raise Conflict("could not draw a free token id; retry")
+
+    async def _reused(self, reused: Reused, actor: Actor) -> BadRequest:
+        """Report the reuse (events, metrics); returns the error to answer."""
+        session = (str(reused.session_id), SessionReason.REUSE)
+        await self._emit(EventKind.SESSION, reused.revoked, actor, reused.user_id, session=session)
+        self.observer.revoked("session")
+        return BadRequest(
+            "this token was rotated already: every token of its session is revoked",
+            code="token_reused",
+        )
 
     async def revoke_app(self, app_id: str, actor: Actor, *, scope: Scope) -> int:
         """Revokes every token of the app created until now; returns that time in epoch ms."""
@@ -270,22 +424,27 @@ class TokenService:
         actor: Actor,
         user_id: str,
         scope_app: str | None = None,
+        session: tuple[str, SessionReason] | None = None,
     ) -> None:
         """One event per app touched, so a feed can be filtered by app; each also goes to the
-        user's own recent events."""
+        user's own recent events. ``session``: the id and reason of a revoked session."""
         by_app: dict[str, list[str]] = defaultdict(list)
         for token in revoked:
             by_app[token.app_id].append(str(token.id))
+        sid, reason = session if session is not None else (None, None)
         for app, ids in by_app.items():
             scope = USER_APP if scope_app is not None else None
-            event = actor.event(kind, app, user_id=user_id, ids=tuple(ids), scope=scope)
+            event = actor.event(
+                kind, app, user_id=user_id, ids=tuple(ids), scope=scope, session_id=sid,
+                reason=reason,
+            )  # fmt: skip
             await self.store.append_event(event, self._retention_ms, user_id=user_id)
 
 
-def _parse_id(token_id: str) -> TokenId:
+def _parse_id(token_id: str, what: str = "token") -> TokenId:
     tid = tokens.parse_id(token_id)
     if tid is None:
-        raise BadRequest("not a token id", code="invalid_token_id")
+        raise BadRequest(f"not a {what} id", code=f"invalid_{what}_id")
     return tid
 
 

@@ -163,6 +163,12 @@ class Settings:
     max_connections: int = _setting(
         1000, _int_in(1, 1_000_000), "Open connections per process; more get 503 and are closed."
     )
+    rotation_grace: int = _setting(
+        0, _int_in(0, 3600), "Seconds a rotated token's immediate successor may be re-issued."
+    )
+    idle_resolution: int = _setting(
+        60, _int_in(1, 3600), "Most seconds between recorded uses of a token with an idle TTL."
+    )
 
     def __post_init__(self) -> None:
         if self.default_ttl > self.max_ttl:

@@ -16,7 +16,7 @@ from service.records import DEFAULT_TYPE
 
 ISSUE_FIELDS = {
     "user_id", "app_id", "ttl", "type", "scopes", "client_name", "device_name", "metadata",
-    "token",
+    "token", "session_id", "idle_ttl", "session_max_ttl",
 }  # fmt: skip
 INACTIVE = {"active": False}
 
@@ -38,6 +38,9 @@ async def issue(request: web.Request) -> web.Response:
         ttl=fields.integer("ttl"),
         token=fields.text("token"),
         scope=principal(request).scope,
+        idle_ttl=fields.integer("idle_ttl"),
+        session_id=fields.text("session_id"),
+        session_max_ttl=fields.integer("session_max_ttl"),
     )
     body = issued.record.to_json()
     if issued.token is not None:
@@ -58,7 +61,7 @@ async def introspect(request: web.Request) -> web.Response:
     return web.Response(
         body=record.introspection_json(),
         content_type="application/json",
-        headers={"Cache-Control": hints.live(settings, record.expires_at)},
+        headers={"Cache-Control": hints.live(settings, record.live_until)},
     )
 
 
@@ -99,6 +102,7 @@ async def revoke_user_tokens(request: web.Request) -> web.Response:
         keep_id=request.query.get("except") or None,
         actor=caller.as_actor(),
         scope=caller.scope,
+        keep_session_id=request.query.get("except_session") or None,
     )
     return json_response({"revoked": revoked})
 
@@ -179,7 +183,8 @@ DIALECT = Dialect("v1", (
           name="v1.revoke_user_tokens", rule=Rule(Permission.REVOKE, self_service=True),
           openapi={
         "summary": "Revoke a user's tokens (log out everywhere)",
-        "parameters": [USER_ID, ONLY_APP, param("except", "query", "Id of a token to keep")],
+        "parameters": [USER_ID, ONLY_APP, param("except", "query", "Id of a token to keep"),
+                       param("except_session", "query", "Id of a session whose tokens to keep")],
         "responses": {"200": REVOKED, **errors(400, 503)}}),
     Route("GET", "/v1/users/{user_id:[^/]+}/events", user_events, name="v1.user_events",
           rule=Rule(Permission.READ), openapi={

@@ -1,7 +1,8 @@
 -- Revoke a user's tokens: optionally only some apps', only older ones, or all but one.
 -- KEYS[1] the user's hash
 -- ARGV[1] user id (JSON) the tokens must carry ('' to skip: app sweeps know only the tag),
--- ARGV[2] rid to keep ('' for none),
+-- ARGV[2] rid to keep (8 bytes), or rid (16 hex digits) of a session whose tokens to keep
+-- ('' for none),
 -- ARGV[3] revoke only tokens created before this time, in microseconds ('' for all),
 -- ARGV[4..] app ids (JSON) whose tokens to revoke (none: every app). A client limited to some
 -- apps passes its apps; the app sweep passes the one app it sweeps.
@@ -12,6 +13,14 @@ local key = KEYS[1]
 local owner = redis.call('HGET', key, 'u')
 local before = tonumber(ARGV[3])
 local now = math.floor(now_us() / 1000)
+local keep_session = #ARGV[2] == 16 and ARGV[2] or nil
+local function kept_session(rid, record)
+  if not keep_session then
+    return false
+  end
+  local _, fields = session_of(record)
+  return session_rid(rid, fields) == keep_session
+end
 local result = {0}
 local kept, latest = 0, 0
 local flat = redis.call('HGETALL', key)
@@ -27,6 +36,7 @@ for i = 1, #flat, 2 do
     if expires <= now then
       redis.call('HDEL', key, rid)
     elseif rid ~= ARGV[2]
+        and not kept_session(rid, record)
         and (ARGV[1] == '' or user == ARGV[1])
         and in_apps
         and (before == nil or created_of(record) < before) then
