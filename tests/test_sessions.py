@@ -95,7 +95,8 @@ async def test_self_service_logs_out_own_sessions_only(client: Client) -> None:
     assert (status, body) == (200, {"revoked": [phone["id"]]})
     assert (await introspect(client, bobs["token"]))["active"] is True
     events = (await (await client.get("/v1/users/alice/events")).json())["events"]
-    assert (events[0]["kind"], events[0]["reason"], events[0]["actor"]) == ("session", "user", "self")
+    latest = events[0]
+    assert (latest["kind"], latest["reason"], latest["actor"]) == ("session", "user", "self")
 
 
 async def test_log_out_everywhere_but_this_session(client: Client) -> None:
