@@ -209,3 +209,16 @@ async def test_concurrent_rotations_leave_at_most_one_live_successor(client: Cli
         listed = (await (await client.get("/v1/users/alice/tokens")).json())["tokens"]
         assert [t["id"] for t in listed] == [s["id"] for s in alive]
         await client.delete("/v1/users/alice/tokens")
+
+
+async def test_rotated_records_are_not_live_tokens(client: Client) -> None:
+    first, second = await chain(client, 1)
+    assert await (await client.delete(f"/v1/tokens/{first['id']}")).json() == {"revoked": []}
+    revoked = await client.post("/v1/revoke", json={"token": first["token"]})
+    assert await revoked.json() == {"revoked": []}
+    status, body = await rotate(client, first["token"])  # still recognised as reuse
+    assert (status, body["error"]) == (400, "token_reused")
+    third, fourth = await chain(client, 1)
+    everywhere = await (await client.delete("/v1/users/alice/tokens")).json()
+    assert everywhere == {"revoked": [fourth["id"]]}  # the rotated record goes unmentioned
+    assert (await client.get(f"/v1/tokens/{third['id']}")).status == 404

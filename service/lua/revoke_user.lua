@@ -7,6 +7,7 @@
 -- ARGV[4..] app ids (JSON) whose tokens to revoke (none: every app). A client limited to some
 -- apps passes its apps; the app sweep passes the one app it sweeps.
 -- returns {latest expiry ms of the tokens of those apps that stay (0: none), rid, app, ...}
+-- (rid, app: the live tokens revoked; rotated and idle ones are deleted without a mention)
 -- Every field is read anyway, so expired tokens are pruned on the way and the hash's expiry
 -- is set to that of its latest token left.
 local key = KEYS[1]
@@ -41,8 +42,10 @@ for i = 1, #flat, 2 do
         and in_apps
         and (before == nil or created_of(record) < before) then
       redis.call('HDEL', key, rid)
-      table.insert(result, rid)
-      table.insert(result, app)
+      if usable(record, select(2, session_of(record)), now) then  -- not rotated, not idle
+        table.insert(result, rid)
+        table.insert(result, app)
+      end
     else
       if in_apps and expires > kept then
         kept = expires
