@@ -212,7 +212,7 @@ async def test_concurrent_rotations_leave_at_most_one_live_successor(client: Cli
 
 
 async def test_rotated_records_are_not_live_tokens(client: Client) -> None:
-    first, second = await chain(client, 1)
+    first, _second = await chain(client, 1)
     assert await (await client.delete(f"/v1/tokens/{first['id']}")).json() == {"revoked": []}
     revoked = await client.post("/v1/revoke", json={"token": first["token"]})
     assert await revoked.json() == {"revoked": []}
