@@ -14,6 +14,7 @@ from helpers import ADMIN_HEADERS, Client, bearer, call_as, introspect, issue
 from service.api.responses import SERVICE, STORE
 from service.app import create_app
 from service.clock import now_ms
+from service.scope import EVERYTHING
 from service.settings import Settings
 from service.tokens import parse_id
 
@@ -124,17 +125,11 @@ async def test_pending_uses_are_written_at_shutdown(client: Client) -> None:
     body = await issue(client, idle_ttl=2)
     await asyncio.sleep(0.25)  # past the resolution (0.2 s)
     service = client.app[SERVICE]
-    record = await service.introspect(body["token"], scope=service_scope())
+    record = await service.introspect(body["token"], scope=EVERYTHING)
     assert record is not None
     await service.close()  # flushes at once, without waiting for the batch timer
     after = await (await client.get(f"/v1/tokens/{body['id']}")).json()
     assert after["last_used_at"] > body["created_at"]
-
-
-def service_scope() -> Any:
-    from service.scope import EVERYTHING
-
-    return EVERYTHING
 
 
 @pytest.mark.parametrize("value", [-1, "5", 1.5, 10**9])

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import orjson
 from helpers import Client, bearer, call_as, introspect, issue, user_hashes
+from test_feed import Events
 
+from service.events import EventKind, RevocationEvent
+from service.gateway_cache import Invalidation
+from service.identity import Identity
 from service.records import HEADER_BYTES, SEP
 from service.redis_client import AnyRedis
 
@@ -143,10 +148,6 @@ async def test_session_revocation_is_seen_through_every_listing(client: Client) 
 
 
 async def test_a_session_event_drops_cached_answers_by_id() -> None:
-    from service.events import EventKind, RevocationEvent
-    from service.gateway_cache import Invalidation
-    from service.identity import Identity
-
     event = RevocationEvent(
         EventKind.SESSION, "app", user_id="u", ids=("t1", "t2"), session_id="t1", reason="reuse"
     )
@@ -157,3 +158,22 @@ async def test_a_session_event_drops_cached_answers_by_id() -> None:
     invalidation = Invalidation.from_event(event)
     assert invalidation.matches(Identity("t2", "u", "app", (), 0))
     assert not invalidation.matches(Identity("t3", "u", "app", (), 0))
+
+
+async def test_session_events_reach_the_feed(client: Client) -> None:
+    events = Events(await client.get("/v1/events"))
+    assert (await events.next()).event == "ready"
+    logout = await issue(client, "dave", "web")
+    stolen = await issue(client, "dave", "web")
+    await client.delete(f"/v1/sessions/{logout['id']}")
+    await client.post("/v1/tokens/rotate", json={"token": stolen["token"]})
+    await client.post("/v1/tokens/rotate", json={"token": stolen["token"]})
+    got = [await events.next() for _ in range(2)]
+    assert [m.event for m in got] == ["session", "session"]
+    bodies = [orjson.loads(m.data or "") for m in got]
+    assert (bodies[0]["reason"], bodies[0]["ids"]) == ("revoked", [logout["id"]])
+    assert (bodies[1]["reason"], bodies[1]["session_id"]) == ("reuse", stolen["id"])
+    assert bodies[1]["user_id"] == "dave" and len(bodies[1]["ids"]) == 1  # the successor
+    # What the gateway client makes of it.
+    parsed = RevocationEvent.from_feed("session", got[1].data or "")
+    assert parsed is not None and parsed.ids == tuple(bodies[1]["ids"])
