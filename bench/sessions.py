@@ -37,7 +37,7 @@ from bench.harness import (
     spread,
     write_clients_file,
 )
-from bench.introspect import Target, Wrk
+from bench.introspect import Target, Wrk, WrkResult
 from bench.workload import population
 
 TOKEN_TTL = 6 * 3600
@@ -94,24 +94,36 @@ def _introspection_rounds(
     target = Target("service", service)
     wrk_plain.run(target, args.warmup)
     wrk_idle.run(target, args.warmup)
-    plain_rates, idle_rates, ratios = [], [], []
+    plain_rates, idle_rates, ratios, cost_ratios = [], [], [], []
+    costs: dict[str, list[float]] = {"plain": [], "idle": []}
     for number in range(args.rounds):
         order = [("plain", wrk_plain), ("idle", wrk_idle)]
         results = {}
         for name, wrk in order if number % 2 == 0 else order[::-1]:
             results[name] = wrk.run(target, args.duration)
+            costs[name].append(_cpu_us(results[name]))
         plain_rates.append(results["plain"].rate)
         idle_rates.append(results["idle"].rate)
         ratios.append(idle_rates[-1] / plain_rates[-1])
+        cost_ratios.append(costs["idle"][-1] / costs["plain"][-1])
         errors = results["plain"].errors + results["idle"].errors
         say(
-            f"  round {number + 1}: plain {plain_rates[-1]:8,.0f}  idle {idle_rates[-1]:8,.0f}"
-            f" req/s   idle/plain {ratios[-1]:.2f}x   p99 {results['plain'].p99_ms:.1f} /"
-            f" {results['idle'].p99_ms:.1f} ms" + (f"  !! {errors} errors" if errors else "")
+            f"  round {number + 1}: plain {plain_rates[-1]:7,.0f}  idle {idle_rates[-1]:7,.0f}"
+            f" req/s  idle/plain {ratios[-1]:.2f}x   CPU/request (service + redis)"
+            f" {costs['plain'][-1]:.0f} / {costs['idle'][-1]:.0f} us"
+            + (f"  !! {errors} errors" if errors else "")
         )
     rates = f"plain {spread(plain_rates, '{:,.0f}')}, idle {spread(idle_rates, '{:,.0f}')}"
     say(f"  req/s: {rates}")
-    say(f"  idle/plain ratio: {spread(ratios, '{:.2f}')}   (target >= 0.90x)")
+    say(f"  idle/plain req/s ratio: {spread(ratios, '{:.2f}')}   (target >= 0.90x)")
+    cost = f"plain {spread(costs['plain'])}, idle {spread(costs['idle'])}"
+    say(f"  CPU us per request: {cost}; idle/plain {spread(cost_ratios, '{:.2f}')}")
+
+
+def _cpu_us(result: WrkResult) -> float:
+    """CPU time of the service process and redis-server per request answered (us): steadier
+    than req/s on a shared machine, where others' load takes the cores."""
+    return (result.cpu[0] + result.cpu[1]) / result.rate * 1e6
 
 
 def _rotation_rounds(

@@ -17,59 +17,17 @@ from service.errors import BadRequest, Conflict, Forbidden, NotFound
 from service.events import USER_APP, EventKind, RevocationEvent, SessionReason
 from service.observer import NO_OBSERVER, Observer
 from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
+from service.rule_types import ID_DRAWS, Actor, IssuedToken, parse_id
 from service.scope import Scope
+from service.session_rules import SessionRules
 from service.settings import Settings
-from service.storage import IdClash, Reused, Revoked, SessionTerms, Store
+from service.storage import IdClash, Revoked, SessionTerms, Store
 from service.tokens import TokenId
 from service.uses import UseRecorder
 
-ID_DRAWS = 3
-SELF_ACTOR = "self"  # auth.SELF: a user acting with their own token
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    record: TokenRecord
-    token: str | None  # the minted value, shown once; None for a registered token
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who asked for a change, as written to the revocation events."""
-
-    name: str = "anonymous"
-    info: dict[str, Any] | None = None
-    via: str | None = None  # self-service: id of the token the user presented
-
-    def event(self, kind: EventKind, app_id: str, **fields: Any) -> RevocationEvent:
-        """The event of a revocation this actor made, now."""
-        return RevocationEvent(
-            kind, app_id, actor=self.name, via=self.via, at=now_ms(), info=self.info, **fields
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SessionView:
-    """One login: the live tokens of one session, as ``GET /v1/users/{id}/sessions`` lists it."""
-
-    session_id: str
-    app_id: str
-    device_name: str | None  # the newest token's
-    client_name: str | None
-    created_at: int  # the session's start, epoch ms
-    last_used_at: int
-    token_ids: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "app_id": self.app_id,
-            "device_name": self.device_name,
-            "client_name": self.client_name,
-            "created_at": self.created_at,
-            "last_used_at": self.last_used_at,
-            "token_ids": self.token_ids,
-        }
+# Actor and IssuedToken live in rule_types (session_rules.py needs them too); API modules
+# import them from here, with the service.
+__all__ = ["Actor", "AppPage", "IssuedToken", "TokenService"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +43,7 @@ class TokenService:
         self.observer = observer
         self._retention_ms = settings.max_ttl * 1000
         self.uses = UseRecorder(store, settings.idle_resolution)
+        self.sessions = SessionRules(self)
 
     async def close(self) -> None:
         await self.uses.close()
@@ -168,7 +127,7 @@ class TokenService:
         if session_max_ttl is not None:
             session_ms = validation.ttl(session_max_ttl, max_ttl, max_ttl, "session_max_ttl")
             session_ms *= 1000
-        join = None if session_id is None else _parse_id(session_id, "session")
+        join = None if session_id is None else parse_id(session_id, "session")
         return SessionTerms(idle, session_ms, join)
 
     async def _claim(self, digest: bytes, tid: TokenId, ttl_ms: int) -> None:
@@ -215,7 +174,7 @@ class TokenService:
 
     async def get(self, token_id: str, *, scope: Scope) -> TokenRecord:
         """A live token's record, or a rotated one's while it is kept (``rotated``)."""
-        record = await self._stored(_parse_id(token_id), None)
+        record = await self._stored(parse_id(token_id), None)
         if record is None or not scope.admits(record):
             raise NotFound("no such token")
         if not record.rotated and not record.usable(now_ms()):
@@ -267,7 +226,7 @@ class TokenService:
     # --- revoke -----------------------------------------------------------------------------
 
     async def revoke_id(self, token_id: str, actor: Actor, *, scope: Scope) -> list[str]:
-        tid = _parse_id(token_id)
+        tid = parse_id(token_id)
         revoked = await self.store.revoke_one(tid, user_id=scope.user_id, apps=scope.apps)
         if revoked is None:
             return []
@@ -298,8 +257,8 @@ class TokenService:
         """Revoke the user's tokens of ``app_id`` (None: of every app in scope) but ``keep_id``
         and the tokens of session ``keep_session_id``."""
         validation.identifier("user_id", user_id)
-        keep = _parse_id(keep_id) if keep_id else None
-        keep_session = _parse_id(keep_session_id, "session") if keep_session_id else None
+        keep = parse_id(keep_id) if keep_id else None
+        keep_session = parse_id(keep_session_id, "session") if keep_session_id else None
         if not scope.admits_user(user_id):
             return []
         revoked = await self.store.revoke_user(
@@ -309,89 +268,6 @@ class TokenService:
         if revoked:
             self.observer.revoked("user_app" if app_id else "user")
         return [str(r.id) for r in revoked]
-
-    # --- sessions and rotation --------------------------------------------------------------
-
-    async def list_sessions(
-        self, user_id: str, app_id: str | None = None, *, scope: Scope
-    ) -> list[SessionView]:
-        """The user's sessions with a live token in scope, newest first."""
-        by_session: dict[str, list[TokenRecord]] = defaultdict(list)
-        for record in await self.list_user(user_id, app_id, scope=scope):
-            by_session[record.session_id].append(record)
-        views = [
-            SessionView(
-                session_id=sid,
-                app_id=records[0].app_id,
-                device_name=records[0].device_name,
-                client_name=records[0].client_name,
-                created_at=min(r.session_started_at for r in records),
-                last_used_at=max(r.last_used_at for r in records),
-                token_ids=[r.id for r in records],
-            )
-            for sid, records in by_session.items()
-        ]
-        return sorted(views, key=lambda v: (-v.created_at, v.session_id))
-
-    async def revoke_session(self, session_id: str, actor: Actor, *, scope: Scope) -> list[str]:
-        """Revoke every token of a session (log out one device)."""
-        sid = _parse_id(session_id, "session")
-        result = await self.store.revoke_session(sid, user_id=scope.user_id, apps=scope.apps)
-        if result is None or not result.revoked:
-            return []
-        reason = SessionReason.USER if actor.name == SELF_ACTOR else SessionReason.REVOKED
-        await self._emit(
-            EventKind.SESSION, result.revoked, actor, result.user_id, session=(str(sid), reason)
-        )
-        self.observer.revoked("session")
-        return [str(r.id) for r in result.revoked]
-
-    async def rotate(self, value: str, actor: Actor, *, scope: Scope) -> IssuedToken:
-        """A new token in the same session for a live token ``value``, which stops being live;
-        a rotated token presented again revokes its session (BadRequest ``token_reused``),
-        but within the grace, for the immediate predecessor of the live token only."""
-        tid = await self._locate(value)
-        digest = tokens.digest(value)
-        record = None if tid is None else await self._stored(tid, digest)
-        if tid is None or record is None or not scope.admits(record):
-            raise BadRequest("the token is not live", code="invalid_token")
-        if actor.via is not None and record.id != actor.via:
-            raise BadRequest("a user's own token rotates itself only", code="invalid_token")
-        # Before the rotation, as at issue: listings and sweeps of the app find the successor.
-        ttl_ms = record.expires_at - record.created_at
-        await self.store.index_token(record.app_id, tid, now_ms() + ttl_ms)
-        mark = (await self.store.watermarks()).get(record.app_id)
-        marks = {} if mark is None else {record.app_id: mark}
-        grace_ms = self.settings.rotation_grace * 1000
-        for _ in range(ID_DRAWS):
-            successor = tokens.new_id(tid.tag)
-            new_value = tokens.mint(successor)
-            try:
-                outcome = await self.store.rotate(
-                    tid, digest, successor, tokens.digest(new_value), grace_ms, marks
-                )
-            except IdClash:
-                continue
-            if outcome is None:
-                raise BadRequest("the token is not live", code="invalid_token")
-            if isinstance(outcome, Reused):
-                raise await self._reused(outcome, actor)
-            if outcome.replaced is not None:
-                replaced = [Revoked(outcome.replaced, record.app_id)]
-                await self._emit(EventKind.TOKEN, replaced, actor, record.user_id)
-            self.observer.issued(registered=False)
-            return IssuedToken(outcome.record, new_value)
-        raise Conflict("could not draw a free token id; retry")
-
-    async def _reused(self, reused: Reused, actor: Actor) -> BadRequest:
-        """Report the reuse (events, metrics); returns the error to answer."""
-        session = (str(reused.session_id), SessionReason.REUSE)
-        await self._emit(EventKind.SESSION, reused.revoked, actor, reused.user_id, session=session)
-        self.observer.revoked("session")
-        return BadRequest(
-            "this token was rotated already: every token of its session is revoked",
-            code="token_reused",
-        )
 
     async def revoke_app(self, app_id: str, actor: Actor, *, scope: Scope) -> int:
         """Revokes every token of the app created until now; returns that time in epoch ms."""
@@ -439,13 +315,6 @@ class TokenService:
                 reason=reason,
             )  # fmt: skip
             await self.store.append_event(event, self._retention_ms, user_id=user_id)
-
-
-def _parse_id(token_id: str, what: str = "token") -> TokenId:
-    tid = tokens.parse_id(token_id)
-    if tid is None:
-        raise BadRequest(f"not a {what} id", code=f"invalid_{what}_id")
-    return tid
 
 
 def _check_registrable(value: str) -> None:

@@ -25,7 +25,7 @@ async def rotate(request: web.Request) -> web.Response:
         actor, scope = Actor(SELF), EVERYTHING
     else:
         actor, scope = caller.as_actor(), caller.scope
-    issued = await service(request).rotate(token, actor, scope=scope)
+    issued = await service(request).sessions.rotate(token, actor, scope=scope)
     body = issued.record.to_json()
     body["token"] = issued.token
     return json_response(body, status=201, headers={"Cache-Control": "no-store"})
@@ -59,7 +59,7 @@ async def _no_tokens(value: str) -> None:
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    views = await service(request).list_sessions(
+    views = await service(request).sessions.list_sessions(
         request.match_info["user_id"],
         request.query.get("app_id") or None,
         scope=principal(request).scope,
@@ -69,7 +69,7 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 async def revoke_session(request: web.Request) -> web.Response:
     caller = principal(request)
-    revoked = await service(request).revoke_session(
+    revoked = await service(request).sessions.revoke_session(
         request.match_info["session_id"], caller.as_actor(), scope=caller.scope
     )
     return json_response({"revoked": revoked})
