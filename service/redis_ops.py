@@ -40,6 +40,12 @@ class Script:
     async def __call__(self, keys: list[str], args: Sequence[str | bytes | int]) -> Any:
         return await self._script(keys=keys, args=list(args))
 
+    @property
+    def sha(self) -> str:
+        """For EVALSHA in a pipeline (which does not load a missing script: call it once)."""
+        sha: str = self._script.sha
+        return sha
+
 
 def load_script(client: AnyRedis, name: str) -> Script:
     return Script(client.register_script(_source(name)))

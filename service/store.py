@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 # 1,000 tokens 276 us of Redis time, 16 cost 131 us: bench/README.md.) A compact (listpack)
 # hash is read whole, which hash-max-listpack-entries 128 bounds (deploy/README.md).
 PRUNE_BUDGET = 32
-# Users whose token uses one flush writes concurrently (one script call each).
-USE_WRITES_AT_ONCE = 8
 
 
 class KeyspaceRefused(Unavailable):
@@ -111,6 +109,7 @@ class TokenStore:
         # The watermarks hash as last read, and as converted: every reader of one batch gets
         # the same reply object, so it is converted once per batch, not once per read.
         self._marks: tuple[dict[bytes, bytes], dict[str, int]] = ({}, {})
+        self._touch_loaded = False
 
     async def _on_connect(self, client: AnyRedis) -> None:
         ops = RedisOps(client)
@@ -360,19 +359,24 @@ class TokenStore:
         return SessionRevoked(orjson.loads(reply[0]), _revoked(session_id.tag, reply[1:]))
 
     async def record_uses(self, uses: Mapping[TokenId, int]) -> None:
-        by_tag: dict[str, list[bytes | int]] = defaultdict(list)
+        by_tag: dict[str, list[bytes]] = defaultdict(list)
         for tid, used_at in uses.items():
-            by_tag[tid.tag] += [rid_field(tid), used_at]
+            by_tag[tid.tag] += [rid_field(tid), str(used_at).encode()]
         script = (await self.scripts()).touch
         calls = [(self.keys.user(tag), args) for tag, args in by_tag.items()]
-        # A few at a time: a big flush must not take the pool from the introspections.
-        for first in range(0, len(calls), USE_WRITES_AT_ONCE):
-            await asyncio.gather(
-                *(
-                    self.run("record_uses", script, [key], args)
-                    for key, args in calls[first : first + USE_WRITES_AT_ONCE]
-                )
+        with self.calls("record_uses"):
+            if not self._touch_loaded:  # a pipeline's EVALSHA does not load a missing script
+                await script([calls[0][0]], calls[0][1])
+                self._touch_loaded, calls = True, calls[1:]
+            # One EVALSHA per user, all in the batcher's pipeline: one round trip per tick.
+            replies = await asyncio.gather(
+                *(self.batcher.read("EVALSHA", script.sha, "1", key, *args) for key, args in calls),
+                return_exceptions=True,
             )
+        # NOSCRIPT (a restarted Redis, a Cluster node not used before): once the slow way.
+        for (key, args), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, Exception):
+                await self.run("record_uses", script, [key], args)
 
     async def index_token(self, app_id: str, tid: TokenId, expires_at: int) -> None:
         await self.apps.add_user(app_id, tid.tag, expires_at + 1000)

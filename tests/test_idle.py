@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from helpers import ADMIN_HEADERS, Client, bearer, call_as, introspect, issue
@@ -14,6 +14,7 @@ from helpers import ADMIN_HEADERS, Client, bearer, call_as, introspect, issue
 from service.api.responses import SERVICE, STORE
 from service.app import create_app
 from service.clock import now_ms
+from service.redis_client import AnyRedis
 from service.scope import EVERYTHING
 from service.settings import Settings
 from service.tokens import parse_id
@@ -138,3 +139,18 @@ async def test_bad_idle_ttls(client: Client, value: Any) -> None:
         "/v1/tokens", json={"user_id": "a", "app_id": "b", "idle_ttl": value}
     )
     assert response.status == 400
+
+
+async def test_uses_are_recorded_after_redis_lost_its_scripts(
+    client: Client, redis: AnyRedis
+) -> None:
+    body = await issue(client, idle_ttl=5)
+    tid = parse_id(body["id"])
+    assert tid is not None
+    store = client.app[STORE]
+    await store.record_uses({tid: now_ms()})  # the first: loads the script
+    await cast(Any, redis).script_flush()  # as a restarted Redis: EVALSHA finds nothing
+    used = now_ms() + 1
+    await store.record_uses({tid: used})
+    after = await (await client.get(f"/v1/tokens/{body['id']}")).json()
+    assert after["last_used_at"] == used
