@@ -21,6 +21,7 @@ from service.api import (
     onegini,
     openapi,
     routing,
+    sessions,
     usergrid,
 )  # fmt: skip
 from service.api import metrics as metrics_api
@@ -51,6 +52,7 @@ EMBEDDED_WARNING = (
 DIALECTS: tuple[Dialect, ...] = (
     health.DIALECT,
     native.DIALECT,
+    sessions.DIALECT,
     oauth.DIALECT,
     fusionauth.DIALECT,
     onegini.DIALECT,
@@ -109,4 +111,5 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(sweeper, timeout=5)
     except TimeoutError:
         log.warning("app sweep did not stop in time; it resumes on the next start")
+    await app[SERVICE].close()  # writes the token uses still pending
     await store.close()

@@ -20,11 +20,18 @@ class EventKind(enum.StrEnum):
     TOKEN = "token"  # tokens named by id (revoked one by one, or evicted by the per-user limit)
     USER = "user"  # a user's tokens: all, or one app's (scope USER_APP)
     APP = "app"  # every token of an app created before ``revoked_before``
+    SESSION = "session"  # every token of one session (``session_id``), for ``reason``
+
+
+class SessionReason(enum.StrEnum):
+    REVOKED = "revoked"  # by an API client
+    USER = "user"  # by the user, with their own token
+    REUSE = "reuse"  # a rotated token was presented again
 
 
 USER_APP = "user_app"  # the scope of a USER event limited to one app
 # What the feed tells subscribers, besides ids (``actor``, ``via`` and ``info`` stay inside).
-_FEED_FIELDS = ("app_id", "user_id", "scope", "revoked_before", "at")
+_FEED_FIELDS = ("app_id", "user_id", "scope", "session_id", "reason", "revoked_before", "at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,8 @@ class RevocationEvent:
     ids: tuple[str, ...] = ()
     scope: str | None = None  # USER_APP: only the user's tokens of ``app_id``
     revoked_before: int | None = None  # APP events, epoch ms
+    session_id: str | None = None  # SESSION events
+    reason: str | None = None  # SESSION events: a SessionReason
     actor: str = "anonymous"  # client id, "self" (a user's own token) or "limit"
     via: str | None = None  # "self": the id of the token presented
     at: int = 0  # epoch ms
@@ -46,7 +55,10 @@ class RevocationEvent:
         fields: dict[str, str | int] = {"kind": self.kind.value, "app_id": self.app_id}
         if self.ids:
             fields["ids"] = ",".join(self.ids)
-        optional = {"user_id": self.user_id, "scope": self.scope, "via": self.via}
+        optional = {
+            "user_id": self.user_id, "scope": self.scope, "via": self.via,
+            "session_id": self.session_id, "reason": self.reason,
+        }  # fmt: skip
         fields.update((name, value) for name, value in optional.items() if value is not None)
         if self.revoked_before is not None:
             fields["revoked_before"] = self.revoked_before
@@ -72,6 +84,8 @@ class RevocationEvent:
             ids=tuple(str(fields["ids"]).split(",")) if fields.get("ids") else (),
             scope=_text(fields.get("scope")),
             revoked_before=_number(fields.get("revoked_before")),
+            session_id=_text(fields.get("session_id")),
+            reason=_text(fields.get("reason")),
             actor=str(fields.get("actor", "anonymous")),
             via=_text(fields.get("via")),
             at=_number(fields.get("at")) or 0,
@@ -88,6 +102,7 @@ class RevocationEvent:
             "app_id": self.app_id,
             "ids": list(self.ids),
             "scope": self.scope,
+            **({"session_id": self.session_id, "reason": self.reason} if self.session_id else {}),
             "actor": self.actor,
             "via": self.via,
             "at": self.at,

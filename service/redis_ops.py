@@ -19,7 +19,7 @@ from service.redis_client import AnyRedis
 
 # Shared functions of the user-hash scripts, put in front of each script's source.
 _LIB = "lib"
-_USES_LIB = frozenset({"issue", "revoke_one", "revoke_user"})
+_USES_LIB = frozenset({"issue", "revoke_one", "revoke_user", "rotate", "revoke_session", "touch"})
 
 
 def _text(value: Any) -> str:

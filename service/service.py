@@ -15,36 +15,20 @@ from typing import Any, TypeVar
 from service import tokens, validation
 from service.clock import now_ms
 from service.errors import BadRequest, Conflict, Forbidden, NotDurable, NotFound
-from service.events import USER_APP, EventKind, RevocationEvent
+from service.events import USER_APP, EventKind, RevocationEvent, SessionReason
 from service.observer import NO_OBSERVER, Observer
 from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
+from service.rule_types import ID_DRAWS, Actor, IssuedToken, parse_id
 from service.scope import Scope
+from service.session_rules import SessionRules
 from service.settings import Settings
-from service.storage import IdClash, Revoked, Store
+from service.storage import IdClash, Revoked, SessionTerms, Store
 from service.tokens import TokenId
+from service.uses import UseRecorder
 
-ID_DRAWS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    record: TokenRecord
-    token: str | None  # the minted value, shown once; None for a registered token
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who asked for a change, as written to the revocation events."""
-
-    name: str = "anonymous"
-    info: dict[str, Any] | None = None
-    via: str | None = None  # self-service: id of the token the user presented
-
-    def event(self, kind: EventKind, app_id: str, **fields: Any) -> RevocationEvent:
-        """The event of a revocation this actor made, now."""
-        return RevocationEvent(
-            kind, app_id, actor=self.name, via=self.via, at=now_ms(), info=self.info, **fields
-        )
+# Actor and IssuedToken live in rule_types (session_rules.py needs them too); API modules
+# import them from here, with the service.
+__all__ = ["Actor", "AppPage", "IssuedToken", "TokenService"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +43,11 @@ class TokenService:
         self.settings = settings
         self.observer = observer
         self._retention_ms = settings.max_ttl * 1000
+        self.uses = UseRecorder(store, settings.idle_resolution)
+        self.sessions = SessionRules(self)
+
+    async def close(self) -> None:
+        await self.uses.close()
 
     # --- issue ------------------------------------------------------------------------------
 
@@ -90,12 +79,17 @@ class TokenService:
         ttl: int | None = None,
         token: str | None = None,
         scope: Scope,
+        idle_ttl: int | None = None,
+        session_id: str | None = None,
+        session_max_ttl: int | None = None,
     ) -> IssuedToken:
-        """Mint a token, or register an externally minted ``token`` value."""
+        """Mint a token, or register an externally minted ``token`` value; in a new session,
+        or in the live session ``session_id`` of the same user and app."""
         if scope.user_id is not None or not scope.admits_app(draft.app_id):
             raise Forbidden("this client may not issue tokens for this app")
         s = self.settings
         ttl_ms = validation.ttl(ttl, s.default_ttl, s.max_ttl) * 1000
+        session = self._session_terms(idle_ttl, session_id, session_max_ttl)
         if token is not None:
             _check_registrable(token)
         for _ in range(ID_DRAWS):
@@ -105,7 +99,9 @@ class TokenService:
             if token is not None:
                 await self._claim(digest, tid, ttl_ms)
             try:
-                issued = await self.store.issue(tid, draft, digest, ttl_ms, s.max_tokens_per_user)
+                issued = await self.store.issue(
+                    tid, draft, digest, ttl_ms, s.max_tokens_per_user, session
+                )
             except IdClash:
                 continue
             except BaseException:
@@ -118,6 +114,22 @@ class TokenService:
             self.observer.issued(registered=token is not None)
             return IssuedToken(issued.record, None if token is not None else value)
         raise Conflict("could not draw a free token id; retry")
+
+    def _session_terms(
+        self, idle_ttl: int | None, session_id: str | None, session_max_ttl: int | None
+    ) -> SessionTerms | None:
+        if idle_ttl is None and session_id is None and session_max_ttl is None:
+            return None
+        if session_id is not None and session_max_ttl is not None:
+            raise BadRequest("session_max_ttl is set when a session starts, not when joining")
+        max_ttl = self.settings.max_ttl
+        idle = 0 if not idle_ttl else validation.ttl(idle_ttl, max_ttl, max_ttl, "idle_ttl")
+        session_ms = None
+        if session_max_ttl is not None:
+            session_ms = validation.ttl(session_max_ttl, max_ttl, max_ttl, "session_max_ttl")
+            session_ms *= 1000
+        join = None if session_id is None else parse_id(session_id, "session")
+        return SessionTerms(idle, session_ms, join)
 
     async def _claim(self, digest: bytes, tid: TokenId, ttl_ms: int) -> None:
         existing = await self.store.claim_pointer(digest, tid, ttl_ms)
@@ -135,6 +147,8 @@ class TokenService:
         record = None if tid is None else await self._live(tid, tokens.digest(value))
         answer = record if record is not None and scope.admits(record) else None
         self.observer.introspected(answer is not None)
+        if answer is not None and answer.idle_ttl and tid is not None:
+            self.uses.note(tid, answer, now_ms())
         return answer
 
     async def _locate(self, value: str) -> TokenId | None:
@@ -145,6 +159,11 @@ class TokenService:
         return await self.store.find_registered(tokens.digest(value))
 
     async def _live(self, tid: TokenId, digest: bytes | None) -> TokenRecord | None:
+        record = await self._stored(tid, digest)
+        return record if record is not None and record.usable(now_ms()) else None
+
+    async def _stored(self, tid: TokenId, digest: bytes | None) -> TokenRecord | None:
+        """The token's record, unless expired or revoked; rotated and idle ones included."""
         record, watermarks = await self.store.read(tid)
         if record is None:
             return None
@@ -155,8 +174,11 @@ class TokenService:
         return record
 
     async def get(self, token_id: str, *, scope: Scope) -> TokenRecord:
-        record = await self._live(_parse_id(token_id), None)
+        """A live token's record, or a rotated one's while it is kept (``rotated``)."""
+        record = await self._stored(parse_id(token_id), None)
         if record is None or not scope.admits(record):
+            raise NotFound("no such token")
+        if not record.rotated and not record.usable(now_ms()):
             raise NotFound("no such token")
         return record
 
@@ -168,11 +190,13 @@ class TokenService:
             return []
         records = await self.store.list_user(user_id)
         watermarks = await self.store.watermarks(user_id)
+        now = now_ms()
         return sorted(
             (
                 r
                 for r in records
                 if (app_id is None or r.app_id == app_id)
+                and r.usable(now)
                 and scope.admits_app(r.app_id)
                 and r.created_us >= watermarks.get(r.app_id, 0)
             ),
@@ -190,8 +214,9 @@ class TokenService:
         watermark = (await self.store.watermarks()).get(app_id, 0)
         page: list[TokenRecord] = []
         last_cursor = None
+        now = now_ms()
         async for record, resume in tokens_after:
-            if record.created_us < watermark:
+            if record.created_us < watermark or not record.usable(now):
                 continue
             if len(page) == limit:
                 return AppPage(page, last_cursor)
@@ -202,7 +227,7 @@ class TokenService:
     # --- revoke -----------------------------------------------------------------------------
 
     async def revoke_id(self, token_id: str, actor: Actor, *, scope: Scope) -> list[str]:
-        tid = _parse_id(token_id)
+        tid = parse_id(token_id)
         revoked, pending = await _durably(
             self.store.revoke_one(tid, user_id=scope.user_id, apps=scope.apps)
         )
@@ -232,14 +257,19 @@ class TokenService:
         *,
         actor: Actor,
         scope: Scope,
+        keep_session_id: str | None = None,
     ) -> list[str]:
-        """Revoke the user's tokens of ``app_id`` (None: of every app in scope) but ``keep_id``."""
+        """Revoke the user's tokens of ``app_id`` (None: of every app in scope) but ``keep_id``
+        and the tokens of session ``keep_session_id``."""
         validation.identifier("user_id", user_id)
-        keep = _parse_id(keep_id) if keep_id else None
+        keep = parse_id(keep_id) if keep_id else None
+        keep_session = parse_id(keep_session_id, "session") if keep_session_id else None
         if not scope.admits_user(user_id):
             return []
         revoked, pending = await _durably(
-            self.store.revoke_user(user_id, apps=scope.bulk_apps(app_id), keep=keep)
+            self.store.revoke_user(
+                user_id, apps=scope.bulk_apps(app_id), keep=keep, keep_session=keep_session
+            )
         )
         await self._emit(EventKind.USER, revoked, actor, user_id, scope_app=app_id)
         if revoked:
@@ -279,15 +309,20 @@ class TokenService:
         actor: Actor,
         user_id: str,
         scope_app: str | None = None,
+        session: tuple[str, SessionReason] | None = None,
     ) -> None:
         """One event per app touched, so a feed can be filtered by app; each also goes to the
-        user's own recent events."""
+        user's own recent events. ``session``: the id and reason of a revoked session."""
         by_app: dict[str, list[str]] = defaultdict(list)
         for token in revoked:
             by_app[token.app_id].append(str(token.id))
+        sid, reason = session if session is not None else (None, None)
         for app, ids in by_app.items():
             scope = USER_APP if scope_app is not None else None
-            event = actor.event(kind, app, user_id=user_id, ids=tuple(ids), scope=scope)
+            event = actor.event(
+                kind, app, user_id=user_id, ids=tuple(ids), scope=scope, session_id=sid,
+                reason=reason,
+            )  # fmt: skip
             await self.store.append_event(event, self._retention_ms, user_id=user_id)
 
 
@@ -306,13 +341,6 @@ async def _durably(write: Awaitable[T]) -> tuple[T, NotDurable | None]:
 def _raise_pending(pending: NotDurable | None) -> None:
     if pending is not None:
         raise pending
-
-
-def _parse_id(token_id: str) -> TokenId:
-    tid = tokens.parse_id(token_id)
-    if tid is None:
-        raise BadRequest("not a token id", code="invalid_token_id")
-    return tid
 
 
 def _check_registrable(value: str) -> None:

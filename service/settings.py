@@ -215,6 +215,12 @@ class Settings:
     console: bool = _setting(
         False, _bool, "Serve the admin console and the self-service page at `/console/`."
     )
+    rotation_grace: int = _setting(
+        0, _int_in(0, 3600), "Seconds a rotated token's immediate successor may be re-issued."
+    )
+    idle_resolution: int = _setting(
+        60, _int_in(1, 3600), "Most seconds between recorded uses of a token with an idle TTL."
+    )
 
     def __post_init__(self) -> None:
         if self.wait_replicas and self.redis_url is None:

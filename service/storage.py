@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from service.errors import NotFound
 from service.events import RevocationEvent
 from service.records import TokenDraft, TokenRecord
 from service.tokens import TokenId
@@ -38,6 +39,44 @@ class Issued:
     evicted: list[Revoked]  # revoked by the per-user limit to make room
 
 
+class NoSession(NotFound):
+    """The session a token was to join has no live token of that user and app (a 404)."""
+
+    def __init__(self) -> None:
+        super().__init__("no live session of this user and app", code="session_not_found")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTerms:
+    """How a new token relates to sessions: a new session (``join`` None), optionally with an
+    absolute end, or joining a live one; and its idle lifetime (0: none)."""
+
+    idle_ttl_s: int = 0
+    session_ttl_ms: int | None = None  # a new session's absolute limit
+    join: TokenId | None = None  # the session to join (its id, a token id)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    record: TokenRecord  # the successor
+    replaced: TokenId | None  # a successor it replaced (a retry within the grace)
+
+
+@dataclass(frozen=True, slots=True)
+class Reused:
+    """A rotated token was presented again: its session was revoked."""
+
+    user_id: str
+    session_id: TokenId
+    revoked: list[Revoked]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRevoked:
+    user_id: str
+    revoked: list[Revoked]
+
+
 @dataclass(frozen=True, slots=True)
 class RevokedOne:
     app_id: str
@@ -51,10 +90,41 @@ class Store(Protocol):
         """A fresh token id that routes to ``user_id``'s tokens."""
 
     async def issue(
-        self, tid: TokenId, draft: TokenDraft, digest: bytes, ttl_ms: int, max_tokens: int
+        self,
+        tid: TokenId,
+        draft: TokenDraft,
+        digest: bytes,
+        ttl_ms: int,
+        max_tokens: int,
+        session: SessionTerms | None = None,
     ) -> Issued:
-        """Store a token; raises IdClash if ``tid`` is taken. ``max_tokens`` (0: no limit):
-        the user's oldest tokens beyond it are revoked."""
+        """Store a token; raises IdClash if ``tid`` is taken, NoSession if the session to join
+        is not live. ``max_tokens`` (0: no limit): the user's oldest tokens beyond it are
+        revoked."""
+
+    async def rotate(
+        self,
+        tid: TokenId,
+        digest: bytes,
+        successor: TokenId,
+        successor_digest: bytes,
+        grace_ms: int,
+        watermarks: Watermarks,
+    ) -> Rotated | Reused | None:
+        """Rotate the token ``tid`` whose value has ``digest``, atomically: its successor,
+        or the revoked session if it was rotated already (outside the grace), or None if it is
+        not live. Raises IdClash if ``successor`` is taken."""
+
+    async def revoke_session(
+        self, session_id: TokenId, *, user_id: str | None, apps: Collection[str] | None
+    ) -> SessionRevoked | None:
+        """Revoke every token of a session of ``user_id`` (None: any) in ``apps``."""
+
+    async def record_uses(self, uses: Mapping[TokenId, int]) -> None:
+        """Record when tokens with an idle lifetime were last used (epoch ms)."""
+
+    async def index_token(self, app_id: str, tid: TokenId, expires_at: int) -> None:
+        """Make the app's listings and sweeps find the user of ``tid`` until ``expires_at``."""
 
     async def read(self, tid: TokenId) -> tuple[TokenRecord | None, Watermarks]:
         """A live (unexpired) token's record, and the app watermarks, in one round trip."""
@@ -81,9 +151,15 @@ class Store(Protocol):
         """Revoke a live token of ``user_id`` (None: any) in ``apps`` (None: any)."""
 
     async def revoke_user(
-        self, user_id: str, *, apps: Collection[str] | None, keep: TokenId | None
+        self,
+        user_id: str,
+        *,
+        apps: Collection[str] | None,
+        keep: TokenId | None,
+        keep_session: TokenId | None = None,
     ) -> list[Revoked]:
-        """Revoke the user's tokens of ``apps`` (None: every app) but ``keep``."""
+        """Revoke the user's tokens of ``apps`` (None: every app) but ``keep`` (a token) or
+        the tokens of session ``keep_session``."""
 
     async def list_user(self, user_id: str) -> list[TokenRecord]:
         """The user's live tokens (not yet filtered by app watermarks)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -31,7 +32,18 @@ from service.records import TokenDraft, TokenRecord, json_text
 from service.redis_client import AnyRedis, RedisCalls, RedisConnector
 from service.redis_ops import RedisOps, Script, load_script
 from service.settings import Settings, env_name
-from service.storage import IdClash, Issued, Revoked, RevokedOne, Watermarks
+from service.storage import (
+    IdClash,
+    Issued,
+    NoSession,
+    Reused,
+    Revoked,
+    RevokedOne,
+    Rotated,
+    SessionRevoked,
+    SessionTerms,
+    Watermarks,
+)
 from service.tokens import TokenId
 from service.watermark_copies import WatermarkCopies
 
@@ -70,6 +82,9 @@ class _Scripts:
         self.finish_sweep = load_script(client, "finish_sweep")
         self.log_user_event = load_script(client, "log_user_event")
         self.merge_watermarks = load_script(client, "merge_watermarks")
+        self.rotate = load_script(client, "rotate")
+        self.revoke_session = load_script(client, "revoke_session")
+        self.touch = load_script(client, "touch")
 
 
 def _watermarks(raw: dict[bytes, bytes]) -> dict[str, int]:
@@ -104,6 +119,7 @@ class TokenStore:
         # The watermarks hash as last read, and as converted: every reader of one batch gets
         # the same reply object, so it is converted once per batch, not once per read.
         self._marks: tuple[dict[bytes, bytes], dict[str, int]] = ({}, {})
+        self._touch_loaded = False
 
     async def _on_connect(self, client: AnyRedis) -> None:
         ops = RedisOps(client)
@@ -277,17 +293,27 @@ class TokenStore:
         return tokens.new_id(await self.user_tag(user_id))
 
     async def issue(
-        self, tid: TokenId, draft: TokenDraft, digest: bytes, ttl_ms: int, max_tokens: int
+        self,
+        tid: TokenId,
+        draft: TokenDraft,
+        digest: bytes,
+        ttl_ms: int,
+        max_tokens: int,
+        session: SessionTerms | None = None,
     ) -> Issued:
         await self.apps.add_user(draft.app_id, tid.tag, now_ms() + ttl_ms + 1000)
         user, app = json_text(draft.user_id), json_text(draft.app_id)
         tail = draft.tail_pieces()
         args = [rid_field(tid), ttl_ms, max_tokens, user, app, digest, tail, PRUNE_BUDGET]
+        if session is not None:
+            args += _session_args(tid, session)
         reply = await self.run(
             "issue", (await self.scripts()).issue, [self.keys.user(tid.tag)], args
         )
         if reply is None:
             raise IdClash
+        if reply == 0:
+            raise NoSession
         record = TokenRecord.parse(str(tid), reply[1], reply[0])
         assert record is not None
         return Issued(record, _revoked(tid.tag, reply[2:]))
@@ -307,10 +333,17 @@ class TokenStore:
         return _unless_pending(revoked, pending)
 
     async def revoke_user(
-        self, user_id: str, *, apps: Collection[str] | None, keep: TokenId | None
+        self,
+        user_id: str,
+        *,
+        apps: Collection[str] | None,
+        keep: TokenId | None,
+        keep_session: TokenId | None = None,
     ) -> list[Revoked]:
         tag = await self.user_tag(user_id)
         keep_rid = rid_field(keep) if keep is not None and keep.tag == tag else b""
+        if keep_session is not None and keep_session.tag == tag:
+            keep_rid = keep_session.rid.encode()  # 16 hex digits: a session, not a token
         try:
             revoked, _ = await self.revoke_tag(
                 tag, json_text(user_id), apps, keep_rid, None, durable=True
@@ -363,6 +396,72 @@ class TokenStore:
             if len(rid) == RID_BYTES
         )
         return [r for r in records if r is not None and r.expires_at > now]
+
+    # --- sessions, rotation and uses --------------------------------------------------------
+
+    async def rotate(
+        self,
+        tid: TokenId,
+        digest: bytes,
+        successor: TokenId,
+        successor_digest: bytes,
+        grace_ms: int,
+        watermarks: Watermarks,
+    ) -> Rotated | Reused | None:
+        marks = [v for app, us in sorted(watermarks.items()) for v in (json_text(app), us)]
+        args = [rid_field(tid), digest, rid_field(successor), successor_digest, grace_ms]
+        script = (await self.scripts()).rotate
+        reply = await self.run(
+            "rotate", script, [self.keys.user(tid.tag)], [*args, PRUNE_BUDGET, *marks]
+        )
+        outcome = reply[0]
+        if outcome == b"ok":
+            record = TokenRecord.parse(str(successor), reply[2], reply[1])
+            assert record is not None
+            replaced = TokenId(tid.tag, reply[3].hex()) if reply[3] else None
+            return Rotated(record, replaced)
+        if outcome == b"clash":
+            raise IdClash
+        if outcome == b"reused":
+            session = TokenId(tid.tag, reply[2].decode())
+            return Reused(orjson.loads(reply[1]), session, _revoked(tid.tag, reply[3:]))
+        return None
+
+    async def revoke_session(
+        self, session_id: TokenId, *, user_id: str | None, apps: Collection[str] | None
+    ) -> SessionRevoked | None:
+        if apps is not None and not apps:
+            return None
+        user = b"" if user_id is None else json_text(user_id)
+        args = [session_id.rid, user, *sorted(json_text(app) for app in apps or ())]
+        script = (await self.scripts()).revoke_session
+        reply = await self.run("revoke_session", script, [self.keys.user(session_id.tag)], args)
+        if not reply:
+            return None
+        return SessionRevoked(orjson.loads(reply[0]), _revoked(session_id.tag, reply[1:]))
+
+    async def record_uses(self, uses: Mapping[TokenId, int]) -> None:
+        by_tag: dict[str, list[bytes]] = defaultdict(list)
+        for tid, used_at in uses.items():
+            by_tag[tid.tag] += [rid_field(tid), str(used_at).encode()]
+        script = (await self.scripts()).touch
+        calls = [(self.keys.user(tag), args) for tag, args in by_tag.items()]
+        with self.calls("record_uses"):
+            if not self._touch_loaded:  # a pipeline's EVALSHA does not load a missing script
+                await script([calls[0][0]], calls[0][1])
+                self._touch_loaded, calls = True, calls[1:]
+            # One EVALSHA per user, all in the batcher's pipeline: one round trip per tick.
+            replies = await asyncio.gather(
+                *(self.batcher.read("EVALSHA", script.sha, "1", key, *args) for key, args in calls),
+                return_exceptions=True,
+            )
+        # NOSCRIPT (a restarted Redis, a Cluster node not used before): once the slow way.
+        for (key, args), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, Exception):
+                await self.run("record_uses", script, [key], args)
+
+    async def index_token(self, app_id: str, tid: TokenId, expires_at: int) -> None:
+        await self.apps.add_user(app_id, tid.tag, expires_at + 1000)
 
     # --- registered tokens ------------------------------------------------------------------
 
@@ -428,6 +527,15 @@ def _unless_pending(outcome: T, pending: NotDurable | None) -> T:
         pending.outcome = outcome
         raise pending
     return outcome
+
+
+def _session_args(tid: TokenId, session: SessionTerms) -> list[bytes | int | str]:
+    """ARGV[9..11] of issue.lua."""
+    ttl = "" if session.session_ttl_ms is None else session.session_ttl_ms
+    join = session.join.rid if session.join is not None and session.join.tag == tid.tag else ""
+    if session.join is not None and not join:
+        join = "-"  # a session of another user's hash: joins nothing here
+    return [session.idle_ttl_s, ttl, join]
 
 
 def _refused(kind: type[KeyspaceRefused], message: str) -> KeyspaceRefused:

@@ -70,9 +70,9 @@ def metadata(value: dict[str, Any] | None, limit: int) -> dict[str, Any] | None:
     return value or None
 
 
-def ttl(value: int | None, default: int, maximum: int) -> int:
+def ttl(value: int | None, default: int, maximum: int, name: str = "ttl") -> int:
     if value is None:
         return default
     if not 1 <= value <= maximum:
-        raise BadRequest(f"ttl must be from 1 to {maximum} seconds", code="invalid_ttl")
+        raise BadRequest(f"{name} must be from 1 to {maximum} seconds", code=f"invalid_{name}")
     return value

@@ -62,17 +62,22 @@ MATRIX: dict[str, tuple[str | int, ...]] = {
     "v1.revoke_app_tokens":  (401, 401, 401, OK, OK, OK, 403, OK, 403,  401, 401),
     "v1.events":             (401, 401, 401, OK, OK, OK, 403, OK, NONE, 401, 401),
     "authz.check":           (401, 401, 401, 401, 401, 401, 401, 401, 401, OK, OK),
+    # Rotation is open to the token's holder (no credentials, or that very token as Bearer).
+    "v1.rotate":             (OK,  401, 401, OK, OK, OK, 403, OK, 400,  OK,  401),
+    "v1.list_sessions":      (401, 401, 401, OK, OK, OK, 403, OK, NONE, OK,  403),
+    "v1.revoke_session":     (401, 401, 401, OK, OK, OK, 403, OK, NONE, OK,  NONE),
 }  # fmt: skip
 # The Envoy form of forward auth (/v1/authz/{path}, one route per method): the same handler
 # and rule as authz.check (checked below), so that row stands for them.
 SAME_AS = {f"authz.check_{method.lower()}": "authz.check" for method in PROXIED_METHODS}
 WRITES = {"v1.issue", "v1.revoke_by_id", "v1.revoke_by_value", "v1.revoke_user_tokens",
-          "v1.revoke_app_tokens"}  # fmt: skip
+          "v1.revoke_app_tokens", "v1.rotate", "v1.revoke_session"}  # fmt: skip
 NEEDS = {
     "v1.issue": Permission.ISSUE, "v1.introspect": Permission.INTROSPECT,
     "v1.revoke_by_id": Permission.REVOKE, "v1.revoke_by_value": Permission.REVOKE,
     "v1.revoke_user_tokens": Permission.REVOKE, "v1.revoke_app_tokens": Permission.ADMIN,
-    "v1.events": Permission.INTROSPECT,
+    "v1.events": Permission.INTROSPECT, "v1.rotate": Permission.ISSUE,
+    "v1.revoke_session": Permission.REVOKE,
 }  # fmt: skip
 ABSENT = {
     "v1.introspect": {"active": False},
@@ -83,6 +88,8 @@ ABSENT = {
     "v1.user_events": {"events": []},
     "v1.list_app_tokens": {"tokens": [], "next_cursor": None},
     "v1.events": {"events": ["ready"]},  # the replay skips web's events
+    "v1.list_sessions": {"sessions": []},
+    "v1.revoke_session": {"revoked": []},
 }
 SECRET_OF = {p: f"tkc_lacking-{p.value}-secret" for p in Permission}
 APP_SECRET, OTHER_APP_SECRET = "tkc_scoped-to-web-secret", "tkc_scoped-to-other-secret"
@@ -158,6 +165,9 @@ def _request(route: str, w: World) -> tuple[str, str, Any]:
         # From the start of the stream: alice's revoked token (app "web") is replayed.
         "v1.events": ("GET", "/v1/events?last_event_id=0-0", None),
         "authz.check": ("GET", "/v1/authz", None),
+        "v1.rotate": ("POST", "/v1/tokens/rotate", {"token": token}),
+        "v1.list_sessions": ("GET", "/v1/users/alice/sessions", None),
+        "v1.revoke_session": ("DELETE", f"/v1/sessions/{token_id}", None),
     }[route]
 
 
@@ -193,6 +203,9 @@ def _check_done(route: str, caller: str, body: Any, w: World) -> None:
         "v1.revoke_app_tokens": lambda: isinstance(body["revoked_before"], int),
         "v1.events": lambda: body == {"events": ["token", "ready"]},
         "authz.check": lambda: body == {"id": presented["id"], "user_id": presented["user_id"]},
+        "v1.rotate": lambda: body["session_id"] == alice and body["token"].startswith("tks_"),
+        "v1.list_sessions": lambda: [s["session_id"] for s in body["sessions"]] == [alice],
+        "v1.revoke_session": lambda: body == {"revoked": [alice]},
     }
     assert checks[route](), body
 
@@ -256,7 +269,8 @@ async def test_cell(
         assert response.headers["WWW-Authenticate"].startswith(_challenge(route, caller))
     changed = expected == OK and route in WRITES
     assert (await snapshot(redis) != before) == changed
-    shown = str(answer) if route != "v1.issue" else str({**answer, "token": None})
+    minted = route in {"v1.issue", "v1.rotate"}
+    shown = str({**answer, "token": None}) if minted and "token" in answer else str(answer)
     for secret in _secrets(world):
         assert secret not in shown and secret not in caplog.text
 

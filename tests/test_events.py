@@ -57,10 +57,10 @@ def test_the_feed_carries_what_a_gateway_needs_and_nothing_internal() -> None:
 
 
 def test_kinds_of_a_newer_version_are_passed_over() -> None:
-    assert RevocationEvent.from_fields({"kind": "session", "app_id": "web"}) is None
-    feed = FeedEvent.from_entry(("2-0", {"kind": "session", "app_id": "web"}))
+    assert RevocationEvent.from_fields({"kind": "device", "app_id": "web"}) is None
+    feed = FeedEvent.from_entry(("2-0", {"kind": "device", "app_id": "web"}))
     assert (feed.kind, feed.wire) == (None, b"")  # nobody is sent it; the position moves on
-    assert RevocationEvent.from_feed("session", b'{"app_id": "web"}') is None
+    assert RevocationEvent.from_feed("device", b'{"app_id": "web"}') is None
     assert RevocationEvent.from_feed("user", b"not json") is None
 
 

@@ -97,3 +97,44 @@ def test_what_is_not_a_record_is_refused() -> None:
     assert TokenRecord.parse(TOKEN_ID, owner, good[:HEADER_BYTES]) is None
     assert TokenRecord.parse(TOKEN_ID, owner, good.replace(b'"app"', b"app")) is None
     assert TokenRecord.parse(TOKEN_ID, owner, good.rsplit(SEP, 1)[0]) is None  # a piece short
+
+
+_numbers = st.just("") | st.integers(1, 2**48).map(str)
+session_pieces = st.tuples(
+    st.just("") | st.text("0123456789abcdef", min_size=16, max_size=16),
+    _numbers, _numbers, _numbers, _numbers, _numbers,
+    st.just("") | st.text("0123456789abcdef", min_size=16, max_size=16),
+).map(lambda fields: ",".join(fields).rstrip(",").encode())  # fmt: skip
+
+
+@given(drafts, session_pieces, st.integers(0, 2**48 - 1), st.integers(0, 2**53 - 1))
+def test_a_session_piece_reads_back_and_renders_as_the_general_path(
+    draft: TokenDraft, piece: bytes, expires_at: int, created_us: int
+) -> None:
+    raw = stored(draft, owner=draft.user_id, expires_at=expires_at, created_us=created_us)
+    record = TokenRecord.parse(TOKEN_ID, json_text(draft.user_id), raw + SEP + piece)
+    assert record is not None
+    fields = [*piece.decode().split(","), *[""] * 7][:7]
+    assert record.session_id == (f"{TOKEN_ID[:19]}{fields[0][:4]}-{fields[0][4:]}" if fields[0]
+                                 else TOKEN_ID)  # fmt: skip
+    assert record.idle_ttl == int(fields[1] or 0)
+    assert record.rotated == bool(fields[5])
+    assert record.last_used_at == (int(fields[4]) if fields[4] else record.created_at)
+    assert record.json_bytes() == orjson.dumps(record.to_json())
+    assert record.introspection_json() == orjson.dumps({"active": True, **record.to_json()})
+    assert record.oauth_json() == orjson.dumps(general_oauth(record))
+
+
+def test_live_until_is_the_expiry_or_sooner_once_idle() -> None:
+    draft = TokenDraft("alice", "app", "DEFAULT", (), None, None, None)
+    raw = stored(draft, owner="alice", expires_at=10_000, created_us=1_000_000)
+    owner = json_text("alice")
+    plain = TokenRecord.parse(TOKEN_ID, owner, raw)
+    idle = TokenRecord.parse(TOKEN_ID, owner, raw + SEP + b",2,,,3000")
+    rotated = TokenRecord.parse(TOKEN_ID, owner, raw + SEP + b",,,,,1500,0011223344556677")
+    assert plain is not None and idle is not None and rotated is not None
+    assert (plain.live_until, idle.live_until, rotated.live_until) == (10_000, 5_000, 10_000)
+    assert plain.usable(9_999) and not plain.usable(10_000)
+    assert idle.usable(4_999) and not idle.usable(5_000)
+    assert not rotated.usable(2_000)
+    assert TokenRecord.parse(TOKEN_ID, owner, raw + SEP + b",x") is None  # damaged: not a record

@@ -112,7 +112,7 @@ async def check(request: web.Request) -> web.Response:
     if record is None:
         return _deny(request, 401, INVALID, "invalid_token", hints.inactive(settings))
     # From here the answer is a fact about a live token: it may be reused as long as a live one.
-    cache_control = hints.live(settings, record.expires_at)
+    cache_control = hints.live(settings, record.live_until)
     if requirements.app_denies(record):
         return _deny(request, 401, INVALID, "invalid_token", cache_control)
     missing = requirements.missing_scopes(record)

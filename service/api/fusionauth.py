@@ -33,12 +33,14 @@ def refresh_token(record: TokenRecord) -> dict[str, Any]:
     device = dict(meta["device"]) if isinstance(meta.get("device"), dict) else {}
     if record.device_name:
         device.setdefault("name", record.device_name)
+    if record.idle_ttl:  # uses are recorded only for tokens with an idle lifetime
+        device["lastAccessedInstant"] = record.last_used_at
     return {
         "id": record.id,
         "userId": record.user_id,
         "applicationId": record.app_id,
         "insertInstant": record.created_at,
-        "startInstant": record.created_at,
+        "startInstant": record.session_started_at,  # FusionAuth: the login's start
         "metaData": {"device": device, "scopes": list(record.scopes)},
         "data": meta["data"] if isinstance(meta.get("data"), dict) else {},
     }

@@ -21,7 +21,8 @@ def _max_age(seconds: int) -> str:
 
 
 def live(settings: Settings, expires_at: int) -> str:
-    """For an answer about a live token (epoch ms ``expires_at``): never past its expiry."""
+    """For an answer about a live token that stops being live at epoch ms ``expires_at`` (its
+    expiry, or sooner once idle: ``TokenRecord.live_until``): never past it."""
     remaining = (expires_at - now_ms()) // 1000
     return _max_age(min(settings.cache_max_age, remaining))
 

@@ -27,7 +27,7 @@ from service.validation import MAX_ID_CHARS
 
 ISSUE_FIELDS = {
     "user_id", "app_id", "ttl", "type", "scopes", "client_name", "device_name", "metadata",
-    "token",
+    "token", "session_id", "idle_ttl", "session_max_ttl",
 }  # fmt: skip
 INACTIVE = {"active": False}
 PAGE_DEFAULT, PAGE_MAX = 100, 1000  # an app listing's page size (`limit`)
@@ -51,6 +51,9 @@ async def issue(request: web.Request) -> web.Response:
         # null is not "mint one": a client that meant to register a value must not get a new one.
         token=fields.text("token", nullable=False),
         scope=principal(request).scope,
+        idle_ttl=fields.integer("idle_ttl"),
+        session_id=fields.text("session_id"),
+        session_max_ttl=fields.integer("session_max_ttl"),
     )
     body = issued.record.to_json()
     if issued.token is not None:
@@ -71,7 +74,7 @@ async def introspect(request: web.Request) -> web.Response:
     return web.Response(
         body=record.introspection_json(),
         content_type="application/json",
-        headers={"Cache-Control": hints.live(settings, record.expires_at)},
+        headers={"Cache-Control": hints.live(settings, record.live_until)},
     )
 
 
@@ -112,6 +115,7 @@ async def revoke_user_tokens(request: web.Request) -> web.Response:
         keep_id=request.query.get("except") or None,
         actor=caller.as_actor(),
         scope=caller.scope,
+        keep_session_id=request.query.get("except_session") or None,
     )
     return json_response({"revoked": revoked})
 
@@ -203,7 +207,9 @@ DIALECT = Dialect("v1", (
           openapi={
         "summary": "Revoke a user's tokens (log out everywhere)",
         "parameters": [USER_ID, ONLY_APP, param("except", "query", "Id of a token to keep",
-                                                schema=text(ID_PATTERN, allow_empty=True))],
+                                                schema=text(ID_PATTERN, allow_empty=True)),
+                       param("except_session", "query", "Id of a session whose tokens to keep",
+                             schema=text(ID_PATTERN, allow_empty=True))],
         "responses": {"200": REVOKED, **errors(400, 503)}}),
     Route("GET", "/v1/users/{user_id:[^/]+}/events", user_events, name="v1.user_events",
           rule=Rule(Permission.READ), openapi={

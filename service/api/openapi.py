@@ -17,7 +17,7 @@ from service.api.openapi_parts import Schema, errors, ref
 from service.api.responses import SETTINGS, json_response
 from service.api.routing import ROUTES, Dialect, Route
 from service.auth import OPEN, Rule
-from service.events import USER_APP, EventKind, openapi_kinds
+from service.events import USER_APP, EventKind, SessionReason, openapi_kinds
 from service.settings import Settings
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -47,6 +47,15 @@ SCHEMAS: dict[str, Schema] = {
                       "not": {"pattern": f"^{tokens.PREFIX}"},
                       "description": "Register this externally minted value (never one "
                                      f"starting with `{tokens.PREFIX}`: those are minted here)"},
+            "session_id": {"type": "string",
+                           "description": "Join this live session of the same user and app "
+                                          "(404 if there is none); unset: a new session"},
+            "idle_ttl": {"type": "integer", "minimum": 0,
+                         "description": "Seconds without use after which the token is "
+                                        "inactive (0: none)"},
+            "session_max_ttl": {"type": "integer", "minimum": 1,
+                                "description": "A new session's absolute lifetime (s): no "
+                                               "token of it, rotations included, outlives it"},
         }},
     "TokenRecord": {
         "type": "object",
@@ -58,7 +67,23 @@ SCHEMAS: dict[str, Schema] = {
             "metadata": {"type": ["object", "null"]},
             "created_at": {"type": "integer", "description": "Epoch ms"},
             "expires_at": {"type": "integer", "description": "Epoch ms"},
+            "session_id": {"type": "string", "description": "Id of the session's first token"},
+            "idle_ttl": {"type": "integer", "description": "Seconds; 0: no idle lifetime"},
+            "last_used_at": {"type": "integer",
+                             "description": "Epoch ms of the last recorded use (creation if "
+                                            "none); recorded only for tokens with idle_ttl"},
+            "rotated": {"const": True, "description": "Only on `GET /v1/tokens/{id}` of a "
+                                                      "rotated token's record while it is kept"},
         }},
+    "SessionList": {"type": "object", "properties": {"sessions": {"type": "array", "items": {
+        "type": "object",
+        "properties": {
+            "session_id": {"type": "string"}, "app_id": {"type": "string"},
+            "device_name": _NULLABLE_STRING, "client_name": _NULLABLE_STRING,
+            "created_at": {"type": "integer", "description": "The session's start, epoch ms"},
+            "last_used_at": {"type": "integer", "description": "Epoch ms"},
+            "token_ids": {"type": "array", "items": {"type": "string"}},
+        }}}}},
     "IssuedToken": {"allOf": [ref("TokenRecord"), {
         "type": "object",
         "properties": {"token": {"type": "string", "description": "Shown once"}}}]},
@@ -74,10 +99,14 @@ SCHEMAS: dict[str, Schema] = {
     "EventList": {"type": "object", "properties": {"events": {"type": "array", "items": {
         "type": "object",
         "properties": {
-            "kind": openapi_kinds(EventKind.TOKEN, EventKind.USER), "user_id": {"type": "string"},
+            "kind": openapi_kinds(EventKind.TOKEN, EventKind.USER, EventKind.SESSION),
+            "user_id": {"type": "string"},
             "app_id": {"type": "string"},
             "ids": {"type": "array", "items": {"type": "string"}},
             "scope": {"type": ["string", "null"], "description": "`user_app`: one app's"},
+            "session_id": {"type": "string", "description": "`session` events"},
+            "reason": {"enum": [r.value for r in SessionReason],
+                       "description": "`session` events: why"},
             "actor": {"type": "string",
                       "description": "Client id, `self` (the user's own token) or `limit`"},
             "via": {**_NULLABLE_STRING, "description": "Id of the token used by `self`"},
@@ -94,6 +123,10 @@ SCHEMAS: dict[str, Schema] = {
                     "description": "Tokens revoked (token and user events)"},
             "user_id": {"type": "string", "description": "User events"},
             "scope": {"const": USER_APP, "description": "Only the user's tokens of app_id"},
+            "session_id": {"type": "string", "description": "Session events: the session"},
+            "reason": {"enum": [r.value for r in SessionReason],
+                       "description": "Session events: `revoked` (by a client), `user` (by "
+                                      "the user), `reuse` (a rotated token presented again)"},
             "revoked_before": {"type": "integer",
                                "description": "App events: tokens created before (epoch ms)"},
             "at": {"type": "integer", "description": "Epoch ms"}}},

@@ -27,9 +27,11 @@ SCHEMAS: dict[str, Schema] = {
     "RefreshToken": {"type": "object", "properties": {
         "id": {"type": "string", "format": "uuid"}, "userId": {"type": "string"},
         "applicationId": {"type": "string"}, "insertInstant": {"type": "integer"},
-        "startInstant": {"type": "integer"},
+        "startInstant": {"type": "integer", "description": "The session's start"},
         "metaData": {"type": "object", "properties": {
-            "device": {"type": "object"}, "scopes": {"type": "array"}}},
+            "device": {"type": "object", "description": "`lastAccessedInstant`: last use, "
+                                                        "for tokens with an idle lifetime"},
+            "scopes": {"type": "array"}}},
         "data": {"type": "object"}}},
     "OneginiToken": {"type": "object", "properties": {
         "id": {"type": "string"}, "client_name": {"type": "string"},

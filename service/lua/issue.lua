@@ -2,9 +2,13 @@
 -- KEYS[1] the user's hash
 -- ARGV[1] rid, ARGV[2] lifetime ms, ARGV[3] most live tokens per user (0: no limit),
 -- ARGV[4] user id (JSON), ARGV[5] app id (JSON), ARGV[6] digest (16 bytes),
--- ARGV[7] the record's other pieces (type .. metadata), ARGV[8] prune budget (fields)
+-- ARGV[7] the record's other pieces (type .. metadata), ARGV[8] prune budget (fields),
+-- ARGV[9] idle lifetime s ('' or 0: none), ARGV[10] session lifetime ms ('': none; a new
+-- session only), ARGV[11] rid (hex) of a live session of this user and app to join ('': a
+-- new session, whose id is this token's)
 -- returns {record, owner (JSON), evicted rid, evicted app (JSON), ...}, or false on an id
--- clash (a plain reply, not an error: the caller draws another id)
+-- clash (a plain reply, not an error: the caller draws another id), or 0 if the session to
+-- join is not live
 -- Creation is kept in microseconds so that "oldest" and watermark comparisons have no ties.
 local key = KEYS[1]
 if redis.call('HEXISTS', key, ARGV[1]) == 1 then
@@ -22,8 +26,41 @@ local user = ARGV[4]
 if user == owner then
   user = ''
 end
-local record = bytes_of(expires, 6) .. bytes_of(created, 7) .. ARGV[6] .. '0'
-  .. ARGV[5] .. '\31' .. user .. '\31' .. ARGV[7]
+local idle = ARGV[9] or ''
+if idle == '0' then
+  idle = ''
+end
+local session = {'', idle, '', '', '', '', ''}
+local join = ARGV[11] or ''
+if join ~= '' then
+  local found = nil
+  local flat = redis.call('HGETALL', key)
+  for i = 1, #flat, 2 do
+    if is_token(flat[i]) then
+      local app, holder = app_user_of(flat[i + 1])
+      local _, fields = session_of(flat[i + 1])
+      if app == ARGV[5] and holder == user and session_rid(flat[i], fields) == join
+          and usable(flat[i + 1], fields, now) then
+        found = fields
+        if found[3] == '' then
+          found[3] = string.format('%d', math.floor(created_of(flat[i + 1]) / 1000))
+        end
+        break
+      end
+    end
+  end
+  if not found then
+    return 0
+  end
+  session = {join, idle, found[3], found[4], '', '', ''}
+elseif (ARGV[10] or '') ~= '' then
+  session[4] = string.format('%d', now + tonumber(ARGV[10]))
+end
+if session[4] ~= '' and tonumber(session[4]) < expires then
+  expires = tonumber(session[4])
+end
+local record = with_session(bytes_of(expires, 6) .. bytes_of(created, 7) .. ARGV[6] .. '0'
+  .. ARGV[5] .. '\31' .. user .. '\31' .. ARGV[7], session)
 prune(key, now, tonumber(ARGV[8]))
 redis.call('HSET', key, ARGV[1], record)
 -- NX gives a new hash its expiry, GT pushes it out to the latest token's.

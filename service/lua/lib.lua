@@ -82,3 +82,104 @@ local function is_listed(value, from)
   end
   return false
 end
+
+-- The session piece (records.py, Session): the eighth piece, absent for a token that is a
+-- session of its own with no idle lifetime. Fields, comma-separated, empty = default:
+-- 1 session rid (hex; '' = the token's own), 2 idle ttl s, 3 session start ms,
+-- 4 session end ms, 5 last use ms, 6 rotated at ms, 7 successor rid (hex).
+local SESSION_FIELDS = 7
+
+-- the record up to its session piece (exclusive), and the piece's fields
+local function session_of(record)
+  local at = PIECES_AT
+  for _ = 1, 6 do
+    at = string.find(record, '\31', at, true) + 1
+  end
+  local sep = string.find(record, '\31', at, true)
+  local fields = {}
+  local piece = sep and string.sub(record, sep + 1) or ''
+  local from = 1
+  for i = 1, SESSION_FIELDS do
+    local comma = string.find(piece, ',', from, true)
+    if comma then
+      fields[i] = string.sub(piece, from, comma - 1)
+      from = comma + 1
+    else
+      fields[i] = string.sub(piece, from)
+      from = #piece + 2
+    end
+  end
+  return string.sub(record, 1, (sep or #record + 1) - 1), fields
+end
+
+-- `body` (a record without session piece) with the session `fields` (trailing empty ones,
+-- or the whole piece if all are empty, left out)
+local function with_session(body, fields)
+  local piece = string.gsub(table.concat(fields, ',', 1, SESSION_FIELDS), ',+$', '')
+  if piece == '' then
+    return body
+  end
+  return body .. '\31' .. piece
+end
+
+local function hex_of(raw)
+  return (string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+
+-- the session rid (hex) of a token stored under `rid` (8 raw bytes)
+local function session_rid(rid, fields)
+  if fields[1] ~= '' then
+    return fields[1]
+  end
+  return hex_of(rid)
+end
+
+local function raw_rid(hex)
+  return (string.gsub(hex, '%x%x', function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- live at `now` (ms): not rotated, not idle for longer than its idle lifetime, not expired
+local function usable(record, fields, now)
+  if fields[6] ~= '' or expires_of(record) <= now then
+    return false
+  end
+  local idle = tonumber(fields[2]) or 0
+  if idle > 0 then
+    local last = tonumber(fields[5]) or math.floor(created_of(record) / 1000)
+    return last + idle * 1000 > now
+  end
+  return true
+end
+
+-- Delete every token of session `sid` (hex) held by `user` (JSON; '' for any) in the apps
+-- listed in ARGV from `apps_from` (none: any), rotated ones included.
+-- returns {user (JSON) of the session, rid, app (JSON), ...} of the live ones deleted, or
+-- false if the session has no token there
+local function delete_session(key, sid, user, now, apps_from)
+  local owner = redis.call('HGET', key, 'u')
+  local result = nil
+  local flat = redis.call('HGETALL', key)
+  for i = 1, #flat, 2 do
+    local rid, record = flat[i], flat[i + 1]
+    if is_token(rid) then
+      local _, fields = session_of(record)
+      local app, holder = app_user_of(record)
+      if holder == '' then
+        holder = owner
+      end
+      if session_rid(rid, fields) == sid and (user == '' or holder == user)
+          and (#ARGV < apps_from or is_listed(app, apps_from)) then
+        redis.call('HDEL', key, rid)
+        result = result or {holder}
+        if usable(record, fields, now) then
+          table.insert(result, rid)
+          table.insert(result, app)
+        end
+      end
+    end
+  end
+  if result then
+    drop_if_empty(key)
+  end
+  return result or false
+end

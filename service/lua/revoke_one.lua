@@ -6,7 +6,9 @@
 local key = KEYS[1]
 local record = redis.call('HGET', key, ARGV[1])
 local now = math.floor(now_us() / 1000)
-if not record or expires_of(record) <= now then
+-- Rotated and idle tokens are no longer live: nothing to revoke (a rotated one's record stays
+-- for reuse detection until it expires).
+if not record or not usable(record, select(2, session_of(record)), now) then
   return false
 end
 local app, user = app_user_of(record)

@@ -1,17 +1,27 @@
 -- Revoke a user's tokens: optionally only some apps', only older ones, or all but one.
 -- KEYS[1] the user's hash
 -- ARGV[1] user id (JSON) the tokens must carry ('' to skip: app sweeps know only the tag),
--- ARGV[2] rid to keep ('' for none),
+-- ARGV[2] rid to keep (8 bytes), or rid (16 hex digits) of a session whose tokens to keep
+-- ('' for none),
 -- ARGV[3] revoke only tokens created before this time, in microseconds ('' for all),
 -- ARGV[4..] app ids (JSON) whose tokens to revoke (none: every app). A client limited to some
 -- apps passes its apps; the app sweep passes the one app it sweeps.
 -- returns {latest expiry ms of the tokens of those apps that stay (0: none), rid, app, ...}
+-- (rid, app: the live tokens revoked; rotated and idle ones are deleted without a mention)
 -- Every field is read anyway, so expired tokens are pruned on the way and the hash's expiry
 -- is set to that of its latest token left.
 local key = KEYS[1]
 local owner = redis.call('HGET', key, 'u')
 local before = tonumber(ARGV[3])
 local now = math.floor(now_us() / 1000)
+local keep_session = #ARGV[2] == 16 and ARGV[2] or nil
+local function kept_session(rid, record)
+  if not keep_session then
+    return false
+  end
+  local _, fields = session_of(record)
+  return session_rid(rid, fields) == keep_session
+end
 local result = {0}
 local kept, latest = 0, 0
 local flat = redis.call('HGETALL', key)
@@ -27,12 +37,15 @@ for i = 1, #flat, 2 do
     if expires <= now then
       redis.call('HDEL', key, rid)
     elseif rid ~= ARGV[2]
+        and not kept_session(rid, record)
         and (ARGV[1] == '' or user == ARGV[1])
         and in_apps
         and (before == nil or created_of(record) < before) then
       redis.call('HDEL', key, rid)
-      table.insert(result, rid)
-      table.insert(result, app)
+      if usable(record, select(2, session_of(record)), now) then  -- not rotated, not idle
+        table.insert(result, rid)
+        table.insert(result, app)
+      end
     else
       if in_apps and expires > kept then
         kept = expires
