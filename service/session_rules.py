@@ -17,6 +17,7 @@ from service.records import TokenRecord
 from service.rule_types import ID_DRAWS, Actor, IssuedToken, parse_id
 from service.scope import Scope
 from service.storage import IdClash, Reused, Revoked
+from service.tokens import TokenId
 
 if TYPE_CHECKING:
     from service.service import TokenService
@@ -100,15 +101,13 @@ class SessionRules:
         # Before the rotation, as at issue: listings and sweeps of the app find the successor.
         ttl_ms = record.expires_at - record.created_at
         await self.tokens.store.index_token(record.app_id, tid, now_ms() + ttl_ms)
-        mark = (await self.tokens.store.watermarks()).get(record.app_id)
-        marks = {} if mark is None else {record.app_id: mark}
         grace_ms = self.tokens.settings.rotation_grace * 1000
         for _ in range(ID_DRAWS):
             successor = tokens.new_id(tid.tag)
             new_value = tokens.mint(successor)
             try:
                 outcome = await self.tokens.store.rotate(
-                    tid, digest, successor, tokens.digest(new_value), grace_ms, marks
+                    tid, digest, successor, tokens.digest(new_value), grace_ms, {}
                 )
             except IdClash:
                 continue
@@ -116,12 +115,23 @@ class SessionRules:
                 raise BadRequest("the token is not live", code="invalid_token")
             if isinstance(outcome, Reused):
                 raise await self._reused(outcome, actor)
+            await self._unless_app_revoked(record, successor)
             if outcome.replaced is not None:
                 replaced = [Revoked(outcome.replaced, record.app_id)]
                 await self.tokens._emit(EventKind.TOKEN, replaced, actor, record.user_id)
             self.tokens.observer.issued(registered=False)
             return IssuedToken(outcome.record, new_value)
         raise Conflict("could not draw a free token id; retry")
+
+    async def _unless_app_revoked(self, record: TokenRecord, successor: TokenId) -> None:
+        """The app's watermark lives in other slots than the rotation script's hash, so an app
+        revocation acknowledged after the read above could not stop the script: read it again
+        now, and undo the successor if the presented token is covered (a successor made before
+        the revocation is covered too; undoing it changes nothing)."""
+        marks = await self.tokens.store.watermarks(record.user_id)
+        if record.created_us < marks.get(record.app_id, 0):
+            await self.tokens.store.revoke_one(successor, user_id=None, apps=None)
+            raise BadRequest("the token is not live", code="invalid_token")
 
     async def _reused(self, reused: Reused, actor: Actor) -> BadRequest:
         """Report the reuse (events, metrics); returns the error to answer."""

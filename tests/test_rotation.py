@@ -21,8 +21,10 @@ from helpers import (
     issue,
 )
 
+from service.api.responses import STORE
 from service.app import create_app
 from service.settings import Settings
+from service.tokens import TokenId
 
 AiohttpClient = Any
 
@@ -222,3 +224,28 @@ async def test_rotated_records_are_not_live_tokens(client: Client) -> None:
     everywhere = await (await client.delete("/v1/users/alice/tokens")).json()
     assert everywhere == {"revoked": [fourth["id"]]}  # the rotated record goes unmentioned
     assert (await client.get(f"/v1/tokens/{third['id']}")).status == 404
+
+
+async def test_an_app_revoked_during_a_rotation_leaves_no_live_successor(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's watermark is in other slots than the rotation script's hash: an app revocation
+    acknowledged just before the script runs must still stop the rotation."""
+    store = client.app[STORE]
+    login = await issue(client, app_id="racy", ttl=600)
+    real_rotate = store.rotate
+    successors: list[TokenId] = []
+
+    async def revoke_app_first(tid: TokenId, digest: bytes, successor: TokenId, *args: Any) -> Any:
+        await store.revoke_app("racy", 600_000)  # acknowledged before the script runs
+        successors.append(successor)
+        return await real_rotate(tid, digest, successor, *args)
+
+    monkeypatch.setattr(store, "rotate", revoke_app_first)
+    status, body = await rotate(client, login["token"])
+    assert (status, body["error"]) == (400, "invalid_token")
+    monkeypatch.undo()
+    (successor,) = successors
+    record, _ = await store.read(successor)
+    assert record is None  # undone, not merely covered by the watermark
+    assert not await live(client, login["token"])
