@@ -1,7 +1,5 @@
-// A user's tokens grouped by the device they were issued to, shared by the admin console and
-// the "your devices" page. Records carry no session yet: a group is a device name and client.
-// Once records carry a `session_id` (and /v1/users/{u}/sessions exists), grouping by it here
-// and adding a sessions view beside views/user.js is all the UI needs.
+// A user's tokens grouped by login (their `session_id`: a token and its rotations), shared by
+// the admin console and the "your devices" page; records without one group by device and client.
 import { el, table, time } from "./dom.js";
 
 // The API lists a user's tokens whole; a page shows the newest MAX_SHOWN of them, so that a
@@ -42,6 +40,12 @@ export const TOKEN_COLUMNS = {
   scopes: { title: "scopes", cell: (t) => t.scopes.join(" ") || "—" },
   created: { title: "created", className: "col-time", cell: (t) => time(t.created_at) },
   expires: { title: "expires", className: "col-time", cell: (t) => time(t.expires_at) },
+  // Uses are recorded only for tokens with an idle lifetime; for others it is their creation.
+  lastUsed: {
+    title: "last used",
+    className: "col-time",
+    cell: (t) => (t.idle_ttl ? time(t.last_used_at) : "—"),
+  },
 };
 
 // One section per device: a heading and a table of its tokens, with `actions(token)` (a list

@@ -6,7 +6,7 @@ import { confirmAction } from "./confirm.js";
 import { countText, deviceSections, TOKEN_COLUMNS as C } from "./devices.js";
 import { mintedTokenId } from "./token.js";
 
-const COLUMNS = [C.app, C.created, C.expires];
+const COLUMNS = [C.app, C.created, C.lastUsed, C.expires];
 
 const HINT = "Sign in with your user id and one of your tokens (kept in this tab's memory only).";
 

@@ -3,7 +3,7 @@ import { attempt, button, el, input, notify, replace, table, time } from "../dom
 import { confirmAction } from "../confirm.js";
 import { countText, deviceSections, TOKEN_COLUMNS as C } from "../devices.js";
 
-const COLUMNS = [C.id, C.app, C.type, C.scopes, C.created, C.expires];
+const COLUMNS = [C.id, C.app, C.type, C.scopes, C.created, C.lastUsed, C.expires];
 
 export function userView(api) {
   const userInput = input("user-id", { required: true });
