@@ -65,6 +65,15 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_pressure() -> float:
+    """The share of the last minute some task waited for a CPU (Linux PSI), in %."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().split("\n")[0].split()
+    except OSError:
+        return float("nan")
+    return float(some[2].removeprefix("avg60="))
+
+
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -82,6 +91,7 @@ class Interval:
     writes: list[float] = field(default_factory=list)
     rss: float = float("nan")
     fds: int = 0
+    cpu_pressure: float = float("nan")  # /proc/pressure/cpu "some" avg60, %: others' load too
 
 
 @dataclass
@@ -147,14 +157,14 @@ class Recorder:
             f"| {(n + 1) * self.interval / 60:.2f} | {sum(b.counts.values())} | {counts} | "
             f"{percentile(b.introspections, 50) * ms:.2f} | "
             f"{percentile(b.introspections, 99) * ms:.2f} | "
-            f"{percentile(b.writes, 99) * ms:.2f} | {b.rss:.1f} | {b.fds} |"
+            f"{percentile(b.writes, 99) * ms:.2f} | {b.rss:.1f} | {b.fds} | {b.cpu_pressure:.0f} |"
         )
 
 
 CLASSES = ("2xx", "503", "other 5xx", "4xx", "no answer", "wrong")
 HEADER = (
     f"| min | answers | {' | '.join(CLASSES)} | introspection p50 ms | p99 ms | "
-    "issue/revoke p99 ms | RSS MiB | fds |\n" + "|---" * (len(CLASSES) + 7) + "|"
+    "issue/revoke p99 ms | RSS MiB | fds | CPU pressure % |\n" + "|---" * (len(CLASSES) + 8) + "|"
 )
 
 
@@ -193,7 +203,7 @@ async def sample(recorder: Recorder, pid: int, stop: asyncio.Event) -> None:
     it has ended."""
     while not stop.is_set():
         bucket = recorder.intervals[recorder.index(time.monotonic())]
-        bucket.rss, bucket.fds = rss_mib(pid), open_fds(pid)
+        bucket.rss, bucket.fds, bucket.cpu_pressure = rss_mib(pid), open_fds(pid), cpu_pressure()
         recorder.print_rows(recorder.index(time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), min(SAMPLE_EVERY, recorder.interval / 2))
