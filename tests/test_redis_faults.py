@@ -28,14 +28,15 @@ from service_process import ServiceProcess
 pytestmark = pytest.mark.slow
 
 REDIS_TIMEOUT = 1.0  # TOKENSTORE_REDIS_TIMEOUT (default 2): the bounds below scale with it
-RATE = 250  # requests started per second, whatever the answers
+RATE = 200  # requests started per second, whatever the answers
 WARM_UP = 1.5
 KILLED = 3.0  # seconds between the SIGKILL and the new redis-server
-FROZEN = 5.0  # seconds between SIGSTOP and SIGCONT
+FROZEN = 8.0  # seconds between SIGSTOP and SIGCONT
 AFTER = 3.0
 # Loose: a shared 2-core machine may be late by seconds, never early.
 RECOVERY_BOUND = 5.0  # Redis back (answering PING) -> a 200 answered
-ANSWER_BOUND = 2 * REDIS_TIMEOUT + 2.0  # a free pooled connection, then the command itself
+# A free pooled connection, then the command itself; plus a loaded machine's lag.
+ANSWER_BOUND = 2 * REDIS_TIMEOUT + 4.0
 EXPECTED = {"introspect": {200, 503}, "issue": {201, 503}, "revoke": {200, 503}}
 
 
@@ -83,19 +84,19 @@ async def _prepared_load(service: ServiceProcess, answers: list[Answer]) -> Mixe
     return load
 
 
-async def _under_load(load: MixedLoad, fault: Any) -> tuple[float, float]:
-    """Runs ``fault()`` (returning the times it began and ended) between a warm-up and a quiet
-    spell of load."""
+async def _under_load(load: MixedLoad, fault: Any) -> tuple[float, float, float]:
+    """Runs ``fault()`` between a warm-up and a quiet spell of load; it returns when Redis
+    stopped answering, when it began to come back, and when it was back."""
     stop = asyncio.Event()
     running = asyncio.create_task(load.run(stop))
     try:
         await asyncio.sleep(WARM_UP)
-        began, ended = await fault()
+        times: tuple[float, float, float] = await fault()
         await asyncio.sleep(AFTER)
     finally:
         stop.set()
         await running
-    return began, ended
+    return times
 
 
 def _assert_fail_closed(answers: list[Answer], service: ServiceProcess) -> None:
@@ -122,17 +123,19 @@ async def test_redis_killed_and_restarted_under_load(
     answers: list[Answer] = []
     load = await _prepared_load(service, answers)
 
-    async def kill_and_restart() -> tuple[float, float]:
-        killed = time.monotonic()
+    async def kill_and_restart() -> tuple[float, float, float]:
         await asyncio.to_thread(redis.kill)
+        killed = time.monotonic()
         await asyncio.sleep(KILLED)
+        restarting = time.monotonic()
         await asyncio.to_thread(redis.restart)
-        return killed, time.monotonic()
+        return killed, restarting, time.monotonic()
 
-    killed, back = await _under_load(load, kill_and_restart)
+    killed, restarting, back = await _under_load(load, kill_and_restart)
 
     _assert_fail_closed(answers, service)
-    outage = [a for a in answers if killed + 0.1 < a.sent < back - 0.5]
+    # Sent and answered while no Redis was running: nothing but 503s.
+    outage = [a for a in answers if killed < a.sent and a.done < restarting]
     assert outage and all(a.status == 503 for a in outage)
     _assert_recovered(answers, back)
     assert len({a.kind for a in answers if a.status in {200, 201}}) == 3  # all three were served
@@ -144,18 +147,19 @@ async def test_redis_frozen_then_thawed_under_load(
     answers: list[Answer] = []
     load = await _prepared_load(service, answers)
 
-    async def freeze_and_thaw() -> tuple[float, float]:
-        frozen = time.monotonic()
+    async def freeze_and_thaw() -> tuple[float, float, float]:
         redis.pause()
+        frozen = time.monotonic()
         await asyncio.sleep(FROZEN)
+        thawing = time.monotonic()
         redis.resume()
-        return frozen, time.monotonic()
+        return frozen, thawing, time.monotonic()
 
-    frozen, thawed = await _under_load(load, freeze_and_thaw)
+    frozen, thawing, thawed = await _under_load(load, freeze_and_thaw)
 
     _assert_fail_closed(answers, service)
-    # Nothing hangs: a request sent while Redis was frozen got its 503 in bounded time (and
-    # only a request the thaw could still rescue may be a 200).
-    during = [a for a in answers if frozen + 0.1 < a.sent < thawed - ANSWER_BOUND]
-    assert during and all(a.status == 503 for a in during)
+    # Nothing hangs: every answer came within ANSWER_BOUND (above), so a request sent early
+    # enough in the freeze was answered before the thaw: a 503.
+    during = [a for a in answers if frozen < a.sent < thawing - ANSWER_BOUND]
+    assert during and all(a.status == 503 and a.done < thawing for a in during)
     _assert_recovered(answers, thawed)
