@@ -47,10 +47,10 @@ APPS = ("web", "mobile")
 TIMEOUT = 10.0
 VIA = st.sampled_from([0, 1])  # which of the two processes takes the call
 INTROSPECTIONS = ("native", "oauth", "authz")
-# About 10 s on a quiet 2-core machine; several times that on a loaded one.
+# About 15 s on a quiet 2-core machine; several times that on a loaded one.
 RUNS = settings(
-    max_examples=20,
-    stateful_step_count=25,
+    max_examples=50,
+    stateful_step_count=30,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
