@@ -102,6 +102,17 @@ def _unknown_usergrid_token(case: Case[Any], response: Response) -> bool:
     )
 
 
+def _token_not_rotatable(case: Case[Any], response: Response) -> bool:
+    """Rotation answers a value that is not a live token with 400 (``invalid_token``, or
+    ``token_reused`` for a rotated one, as OAuth's refresh grant does): no schema can tell a
+    live token's value from any other string."""
+    return (
+        case.operation.path == "/v1/tokens/rotate"
+        and response.status_code == 400
+        and response.json().get("error") in {"invalid_token", "token_reused"}
+    )
+
+
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,
@@ -122,7 +133,9 @@ def test_api_conforms_to_its_openapi_document(
     }
     response = case.call(**transport)
     excluded: list[CheckFunction] = (
-        [positive_data_acceptance] if _unknown_usergrid_token(case, response) else []
+        [positive_data_acceptance]
+        if _unknown_usergrid_token(case, response) or _token_not_rotatable(case, response)
+        else []
     )
     case.validate_response(
         response,

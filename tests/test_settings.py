@@ -54,6 +54,8 @@ BAD_VALUES = [
     ("TOKENSTORE_METRICS_PORT", "-1"),
     ("TOKENSTORE_WAIT_REPLICAS", "65"),
     ("TOKENSTORE_WAIT_TIMEOUT", "soon"),
+    ("TOKENSTORE_ROTATION_GRACE", "3601"),
+    ("TOKENSTORE_IDLE_RESOLUTION", "0"),
     ("TOKENSTORE_READ_TIMEOUT", "0"),
 ]
 # Settings whose every value is valid: an empty clients file is "unset".

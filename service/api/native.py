@@ -179,18 +179,18 @@ DIALECT = Dialect("v1", (
         "summary": "Mint a token, or register an externally minted one (with `token`)",
         "requestBody": request_body(ref("IssueRequest")),
         "responses": {"201": json_body(ref("IssuedToken"), "Stored; `token` only when minted"),
-                      **errors(400, 409, 413, 503)}}),
+                      **errors(400, 404, 409, 413, 503)}}),
     Route("POST", "/v1/introspect", introspect, name="v1.introspect",
           rule=Rule(Permission.INTROSPECT), openapi={
         "summary": "Is this token live? Unknown, malformed, expired or revoked: active false",
         "requestBody": request_body(TOKEN_VALUE),
         "responses": {"200": json_body(ref("Introspection"), "The answer"), **errors(400, 503)}}),
-    Route("GET", "/v1/tokens/{token_id:[^/]+}", get_token, name="v1.get_token",
+    Route("GET", "/v1/tokens/{token_id:(?!rotate$)[^/]+}", get_token, name="v1.get_token",
           rule=Rule(Permission.READ), openapi={
         "summary": "One live token's record", "parameters": [TOKEN_ID],
         "responses": {"200": json_body(ref("TokenRecord"), "The record"),
                       **errors(400, 404, 503)}}),
-    Route("DELETE", "/v1/tokens/{token_id:[^/]+}", revoke_by_id, name="v1.revoke_by_id",
+    Route("DELETE", "/v1/tokens/{token_id:(?!rotate$)[^/]+}", revoke_by_id, name="v1.revoke_by_id",
           rule=Rule(Permission.REVOKE, self_service=True), openapi={
         "summary": "Revoke a token by id (idempotent)", "parameters": [TOKEN_ID],
         "responses": {"200": REVOKED, **errors(400, 503)}}),

@@ -30,6 +30,10 @@ SCHEMAS: dict[str, Schema] = {
     # null means "the default" for every field but `token` (leave it out to mint one).
     "IssueRequest": {
         "type": "object", "required": ["user_id", "app_id"], "additionalProperties": False,
+        # A session's absolute lifetime is set when it starts, never when joining it.
+        "not": {"required": ["session_id", "session_max_ttl"],
+                "properties": {"session_id": {"type": "string"},
+                               "session_max_ttl": {"type": "number"}}},
         "properties": {
             "user_id": _ID, "app_id": _ID,
             "ttl": {"type": ["integer", "null"], "minimum": 1,
@@ -47,13 +51,13 @@ SCHEMAS: dict[str, Schema] = {
                       "not": {"pattern": f"^{tokens.PREFIX}"},
                       "description": "Register this externally minted value (never one "
                                      f"starting with `{tokens.PREFIX}`: those are minted here)"},
-            "session_id": {"type": "string",
+            "session_id": {"type": ["string", "null"], "pattern": f"^{tokens.ID_PATTERN}$",
                            "description": "Join this live session of the same user and app "
                                           "(404 if there is none); unset: a new session"},
-            "idle_ttl": {"type": "integer", "minimum": 0,
+            "idle_ttl": {"type": ["integer", "null"], "minimum": 0,
                          "description": "Seconds without use after which the token is "
                                         "inactive (0: none)"},
-            "session_max_ttl": {"type": "integer", "minimum": 1,
+            "session_max_ttl": {"type": ["integer", "null"], "minimum": 1,
                                 "description": "A new session's absolute lifetime (s): no "
                                                "token of it, rotations included, outlives it"},
         }},
@@ -176,8 +180,11 @@ def _with_access(operation: Schema, rule: Rule) -> Schema:
 def _schemas(settings: Settings) -> dict[str, Schema]:
     """The shared schemas, with the limits this process was configured with."""
     issue = SCHEMAS["IssueRequest"]
-    ttl = {**issue["properties"]["ttl"], "maximum": settings.max_ttl}
-    issue = {**issue, "properties": {**issue["properties"], "ttl": ttl}}
+    lifetimes = ("ttl", "idle_ttl", "session_max_ttl")
+    limited = {
+        name: {**issue["properties"][name], "maximum": settings.max_ttl} for name in lifetimes
+    }
+    issue = {**issue, "properties": {**issue["properties"], **limited}}
     return {**SCHEMAS, "IssueRequest": issue, **openapi_compat.SCHEMAS}
 
 

@@ -7,13 +7,15 @@ from aiohttp import hdrs, web
 
 from service.api.access import CREDENTIALS, PRINCIPAL, principal
 from service.api.bodies import Fields, json_object
-from service.api.openapi_parts import errors, json_body, param, ref, request_body
+from service.api.native import ONLY_APP, USER_ID
+from service.api.openapi_parts import errors, json_body, param, ref, request_body, text
 from service.api.responses import CLIENTS, json_response, service
 from service.api.routing import Dialect, Route
 from service.auth import SELF, Principal, Rule, authenticate, authorize, parse_authorization
 from service.clients import Permission
 from service.scope import EVERYTHING
 from service.service import Actor
+from service.tokens import ID_PATTERN
 
 ROTATE_RULE = Rule(Permission.ISSUE)
 
@@ -75,7 +77,12 @@ async def revoke_session(request: web.Request) -> web.Response:
     return json_response({"revoked": revoked})
 
 
-SESSION_ID = param("session_id", "path", "Session id (the id of the session's first token)")
+SESSION_ID = param(
+    "session_id",
+    "path",
+    "Session id (the id of the session's first token)",
+    schema=text(ID_PATTERN),
+)
 ROTATE_DESCRIPTION = (
     "Open to the token's holder: no `Authorization`, or `Bearer` with the very token to "
     "rotate (a rotated token must reach the reuse check). An API client rotating for its "
@@ -96,8 +103,7 @@ DIALECT = Dialect("v1", (
     Route("GET", "/v1/users/{user_id:[^/]+}/sessions", list_sessions,
           name="v1.list_sessions", rule=Rule(Permission.READ, self_service=True), openapi={
         "summary": "A user's sessions (logins) with a live token, newest first",
-        "parameters": [param("user_id", "path", "User id (1-256 characters, URL-encoded)"),
-                       param("app_id", "query", "Only this application's")],
+        "parameters": [USER_ID, ONLY_APP],
         "responses": {"200": json_body(ref("SessionList"), "The sessions"),
                       **errors(400, 503)}}),
     Route("DELETE", "/v1/sessions/{session_id:[^/]+}", revoke_session,
