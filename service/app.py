@@ -16,6 +16,7 @@ from service.api import (
     feed,
     fusionauth,
     health,
+    jwt,
     native,
     oauth,
     onegini,
@@ -90,6 +91,8 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
         routing.add(app, dialect)
     if settings.console:
         routing.add(app, console.DIALECT)
+    if settings.jwt_jwks_file is not None:
+        routing.add(app, jwt.DIALECT)
     access.check_rules(app)  # catches a route added to the router outside any dialect
     return app
 

@@ -21,6 +21,9 @@ class EventKind(enum.StrEnum):
     USER = "user"  # a user's tokens: all, or one app's (scope USER_APP)
     APP = "app"  # every token of an app created before ``revoked_before``
     SESSION = "session"  # every token of one session (``session_id``), for ``reason``
+    # JWTs: one denied (``ids``: its jti), or a user's cut off (``revoked_before``, no ids).
+    # An app's JWTs are cut off by its APP event.
+    JWT = "jwt"
 
 
 class SessionReason(enum.StrEnum):

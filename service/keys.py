@@ -23,6 +23,12 @@ never appear in key names (they may hold braces); only hashes of them do.
 - ``d:{slot tag}`` string, only with ``TOKENSTORE_WAIT_REPLICAS``: written (1 s expiry) after
   each revocation so that WAIT always has a write of its own connection to wait for, even
   when the revocation changed nothing (a retry after a 503): the slot tag of the key written.
+- ``jd:{<hash of iss and jti>}`` string, only with JWTs configured: a denied JWT (issuer and
+  ``jti``); expires when the JWT does (``PXAT`` its ``exp``). Its own slot.
+- ``jc:{tag}`` hash, only with JWTs configured: the user's JWT cut-offs, ``*`` (every app) or
+  an app id -> us: the user's JWTs (of that app) issued before it are revoked. Beside the
+  user's hash (same slot); expires ``TOKENSTORE_JWT_MAX_TTL`` after its last change. The
+  per-app cut-off is the app watermark above.
 - ``meta`` hash: ``tag_key``, the secret behind user tags, and ``layout``, the version of
   this layout; the one key with no expiry.
 
@@ -75,6 +81,13 @@ class Keys:
 
     def app_bucket_of(self, app_id: str, tag: str) -> str:
         return self.app_bucket(app_id, zlib.crc32(tag.encode("ascii")) % APP_BUCKETS)
+
+    def jwt_denied(self, issuer: str, jti: str) -> str:
+        digest = hashlib.sha256(f"{issuer}\0{jti}".encode()).digest()[:16]
+        return f"{self.prefix}jd:{{{b32(digest)}}}"
+
+    def jwt_cutoffs(self, tag: str) -> str:
+        return f"{self.prefix}jc:{{{tag}}}"
 
     def pointer(self, token_digest: bytes) -> str:
         return f"{self.prefix}p:{b32(token_digest)}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-RevocationKind = Literal["token", "user", "user_app", "app", "limit", "session"]
+RevocationKind = Literal["token", "user", "user_app", "app", "limit", "session", "jwt"]
 
 
 class Observer(Protocol):

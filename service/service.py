@@ -16,6 +16,8 @@ from service import tokens, validation
 from service.clock import now_ms
 from service.errors import BadRequest, Conflict, Forbidden, NotDurable, NotFound
 from service.events import USER_APP, EventKind, RevocationEvent, SessionReason
+from service.jwt_rules import JwtRules
+from service.jwt_verify import JwtClaims, JwtVerifier
 from service.observer import NO_OBSERVER, Observer
 from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
 from service.rule_types import ID_DRAWS, Actor, IssuedToken, parse_id
@@ -45,6 +47,8 @@ class TokenService:
         self._retention_ms = settings.max_ttl * 1000
         self.uses = UseRecorder(store, settings.idle_resolution)
         self.sessions = SessionRules(self)
+        verifier = JwtVerifier.of(settings)  # raises JwksError (a SettingsError)
+        self.jwt = None if verifier is None else JwtRules(store, settings, verifier)
 
     async def close(self) -> None:
         await self.uses.close()
@@ -143,6 +147,13 @@ class TokenService:
 
     async def introspect(self, value: str, *, scope: Scope) -> TokenRecord | None:
         """The record of a live token in scope, or None for anything else (never an error)."""
+        if self.jwt is not None:
+            verdict = self.jwt.verify(value)
+            if verdict is not None:  # a JWT of ours (else: maybe a registered token)
+                jwt = await self.jwt.live(verdict) if isinstance(verdict, JwtClaims) else None
+                found = jwt if jwt is not None and scope.admits(jwt) else None
+                self.observer.introspected(found is not None)
+                return found
         tid = await self._locate(value)
         record = None if tid is None else await self._live(tid, tokens.digest(value))
         answer = record if record is not None and scope.admits(record) else None
@@ -272,6 +283,11 @@ class TokenService:
             )
         )
         await self._emit(EventKind.USER, revoked, actor, user_id, scope_app=app_id)
+        # A JWT belongs to no session: calls keeping a token or a session leave JWTs alone.
+        if self.jwt is not None and keep is None and keep_session is None:
+            apps = scope.bulk_apps(app_id)
+            if apps is None or apps:
+                await self._cut_off_jwts(user_id, app_id, apps, actor)
         if revoked:
             self.observer.revoked("user_app" if app_id else "user")
         _raise_pending(pending)
@@ -289,6 +305,26 @@ class TokenService:
         self.observer.revoked("app")
         _raise_pending(pending)
         return watermark
+
+    async def _cut_off_jwts(
+        self, user_id: str, app_id: str | None, apps: frozenset[str] | None, actor: Actor
+    ) -> None:
+        assert self.jwt is not None
+        cutoff_us = await self.jwt.cut_off_user(user_id, apps)
+        for app in sorted(apps) if apps is not None else [""]:
+            event = actor.event(
+                EventKind.JWT, app, user_id=user_id, revoked_before=-(-cutoff_us // 1000),
+                scope=USER_APP if app_id is not None else None,
+            )  # fmt: skip
+            await self.store.append_event(event, self._retention_ms, user_id=user_id)
+
+    async def jwt_revoked(
+        self, jti: str, user_id: str | None, app_id: str | None, actor: Actor
+    ) -> None:
+        """The event of a denied JWT (on the user's own list too, if the user is known)."""
+        event = actor.event(EventKind.JWT, app_id or "", user_id=user_id, ids=(jti,))
+        await self.store.append_event(event, self._retention_ms, user_id=user_id)
+        self.observer.revoked("jwt")
 
     async def user_events(self, user_id: str, *, scope: Scope) -> list[RevocationEvent]:
         """The user's recent revocations (not app-wide ones) in scope, newest first."""

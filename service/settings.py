@@ -71,6 +71,41 @@ def _optional_path(raw: str) -> str | None:
     return raw or None
 
 
+def _file_path(raw: str) -> str | None:
+    if not raw.isprintable():
+        raise ValueError("must be a file path on one line (empty: none)")
+    return raw or None
+
+
+_CLAIM_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _claim(raw: str) -> str:
+    if _CLAIM_RE.fullmatch(raw) is None:
+        raise ValueError("must be a claim name (1-64 letters, digits, _ . : -)")
+    return raw
+
+
+def _names(what: str, pattern: re.Pattern[str]) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        names = tuple(name.strip() for name in raw.split(",")) if raw else ()
+        if any(pattern.fullmatch(name) is None for name in names):
+            raise ValueError(f"must be {what} separated by commas")
+        return names
+
+    return parse
+
+
+# An issuer is a URL (or some other case-sensitive string): anything printable but a comma.
+_ISSUER_RE = re.compile(r"[^\s,]{1,512}")
+
+
+def _audience(raw: str) -> str | None:
+    if raw and _ISSUER_RE.fullmatch(raw) is None:
+        raise ValueError("must be one audience, without spaces or commas (empty: none)")
+    return raw or None
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -221,6 +256,30 @@ class Settings:
     idle_resolution: int = _setting(
         60, _int_in(1, 3600), "Most seconds between recorded uses of a token with an idle TTL."
     )
+    jwt_jwks_file: str | None = _setting(
+        None,
+        _file_path,
+        "JWKS (JSON Web Key Set) file of the public keys JWTs are verified with; set: "
+        "introspection and `/v1/authz` accept JWTs.",
+    )
+    jwt_issuers: tuple[str, ...] = _setting(
+        (), _names("issuers", _ISSUER_RE), "Accepted JWT `iss` values, comma-separated."
+    )
+    jwt_audience: str | None = _setting(
+        None, _audience, "The `aud` a JWT must hold (unset: `aud` is not checked)."
+    )
+    jwt_max_ttl: int = _setting(
+        DAY,
+        _int_in(60, 10 * 365 * DAY, SECONDS),
+        "Longest JWT lifetime (`exp - iat`, s): longer ones are refused; per-user and per-app "
+        "JWT cut-offs live this long.",
+    )
+    jwt_user_claim: str = _setting("sub", _claim, "JWT claim holding the user id.")
+    jwt_app_claims: tuple[str, ...] = _setting(
+        ("azp", "client_id", "aud"),
+        _names("claim names", _CLAIM_RE),
+        "JWT claims holding the app id, the first present wins (`aud`: its first value).",
+    )
 
     def __post_init__(self) -> None:
         if self.wait_replicas and self.redis_url is None:
@@ -239,6 +298,19 @@ class Settings:
                 f"{env_name('metrics_port')} ({self.metrics_port}) is {env_name('port')}; "
                 "use another port, or 0 for none"
             )
+        if self.jwt_jwks_file is not None and not self.jwt_issuers:
+            raise SettingsError(
+                f"{env_name('jwt_jwks_file')} needs {env_name('jwt_issuers')}: a JWT is "
+                "accepted only from a named issuer"
+            )
+        if self.jwt_jwks_file is not None and self.jwt_max_ttl > self.max_ttl:
+            # The app watermarks (the per-app JWT cut-offs) are kept only as long as MAX_TTL.
+            raise SettingsError(
+                f"{env_name('jwt_max_ttl')} ({self.jwt_max_ttl}) is greater than "
+                f"{env_name('max_ttl')} ({self.max_ttl})"
+            )
+        if not self.jwt_app_claims:
+            raise SettingsError(f"{env_name('jwt_app_claims')} must name at least one claim")
         if self.default_ttl > self.max_ttl:
             raise SettingsError(
                 f"{env_name('default_ttl')} ({self.default_ttl}) is greater than "
@@ -296,4 +368,14 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def documented_settings() -> list[tuple[str, Any, str]]:
     """(variable, default, description) of every setting, for the README table and its test."""
-    return [(env_name(f.name), f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
+    return [
+        (env_name(f.name), _as_written(f.default), f.metadata["doc"])
+        for f in dataclasses.fields(Settings)
+    ]
+
+
+def _as_written(default: Any) -> Any:
+    """A list setting's default as an operator writes it (comma-separated; empty: unset)."""
+    if isinstance(default, tuple):
+        return ",".join(default) or None
+    return default

@@ -83,6 +83,15 @@ class RevokedOne:
     user_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class JwtState:
+    """What revokes a JWT besides its own claims, read in one round trip."""
+
+    denied: bool  # its jti is on the deny-list
+    user_cutoffs: Mapping[str, int]  # "*" or app id -> us: the user's JWTs issued before
+    watermarks: Watermarks  # the app watermarks: an app's JWTs issued before
+
+
 class Store(Protocol):
     async def ping(self) -> bool: ...
 
@@ -179,3 +188,15 @@ class Store(Protocol):
 
     async def user_events(self, user_id: str) -> list[RevocationEvent]:
         """The user's recent revocation events, newest first."""
+
+    # JWTs (jwt_rules.py): the deny-list, the per-user cut-offs, and what a check reads.
+    async def jwt_state(self, issuer: str, jti: str, user_id: str) -> JwtState: ...
+
+    async def deny_jwt(self, issuer: str, jti: str, expires_at_ms: int) -> None:
+        """Deny the JWT until it expires (raises NotDurable as the revocations do)."""
+
+    async def cut_off_jwts(
+        self, user_id: str, apps: Collection[str] | None, lifetime_ms: int
+    ) -> int:
+        """Revoke the user's JWTs of ``apps`` (None: every app) issued until now; returns that
+        time in us. Kept ``lifetime_ms``. Raises NotDurable as the revocations do."""

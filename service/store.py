@@ -35,6 +35,7 @@ from service.settings import Settings, env_name
 from service.storage import (
     IdClash,
     Issued,
+    JwtState,
     NoSession,
     Reused,
     Revoked,
@@ -85,6 +86,8 @@ class _Scripts:
         self.rotate = load_script(client, "rotate")
         self.revoke_session = load_script(client, "revoke_session")
         self.touch = load_script(client, "touch")
+        self.deny_jwt = load_script(client, "deny_jwt")
+        self.cut_off_jwts = load_script(client, "cut_off_jwts")
 
 
 def _watermarks(raw: dict[bytes, bytes]) -> dict[str, int]:
@@ -482,6 +485,36 @@ class TokenStore:
         ops = await self.ops()
         with self.calls("drop_pointer"):
             await ops.unlink(self.keys.pointer(digest))
+
+    # --- JWTs (jwt_rules.py) ----------------------------------------------------------------
+
+    async def jwt_state(self, issuer: str, jti: str, user_id: str) -> JwtState:
+        tag = await self.user_tag(user_id)
+        user = self.keys.user(tag)
+        marks_key = self.keys.watermarks if self._copies is None else self._copies.near(user)
+        denied = self.batcher.read("GET", self.keys.jwt_denied(issuer, jti))
+        cutoffs = self.batcher.read("HGETALL", self.keys.jwt_cutoffs(tag))
+        marks = self.batcher.read("HGETALL", marks_key)
+        return JwtState(
+            await denied is not None, _watermarks(await cutoffs), self._converted(await marks)
+        )
+
+    async def deny_jwt(self, issuer: str, jti: str, expires_at_ms: int) -> None:
+        script = (await self.scripts()).deny_jwt
+        keys = [self.keys.jwt_denied(issuer, jti)]
+        _reply, pending = await self.run_durable("deny_jwt", script, keys, [expires_at_ms])
+        _unless_pending(None, pending)
+
+    async def cut_off_jwts(
+        self, user_id: str, apps: Collection[str] | None, lifetime_ms: int
+    ) -> int:
+        script = (await self.scripts()).cut_off_jwts
+        keys = [self.keys.jwt_cutoffs(await self.user_tag(user_id))]
+        fields = ["*"] if apps is None else sorted(apps)
+        reply, pending = await self.run_durable(
+            "cut_off_jwts", script, keys, [lifetime_ms, *fields]
+        )
+        return _unless_pending(int(reply), pending)
 
     # --- apps and events (app_index.py, event_log.py) ----------------------------------------
 

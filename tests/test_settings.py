@@ -57,6 +57,12 @@ BAD_VALUES = [
     ("TOKENSTORE_ROTATION_GRACE", "3601"),
     ("TOKENSTORE_IDLE_RESOLUTION", "0"),
     ("TOKENSTORE_READ_TIMEOUT", "0"),
+    ("TOKENSTORE_JWT_JWKS_FILE", "keys\n.json"),
+    ("TOKENSTORE_JWT_ISSUERS", "https://a.example,,https://b.example"),
+    ("TOKENSTORE_JWT_AUDIENCE", "api one"),
+    ("TOKENSTORE_JWT_MAX_TTL", "59"),
+    ("TOKENSTORE_JWT_USER_CLAIM", "user id"),
+    ("TOKENSTORE_JWT_APP_CLAIMS", "azp, client id"),
 ]
 # Settings whose every value is valid: an empty clients file is "unset".
 ANY_VALUE = {"TOKENSTORE_CLIENTS_FILE"}

@@ -1,0 +1,91 @@
+"""``POST /v1/jwt/revoke``: deny a JWT until it expires (served when JWTs are configured).
+
+``{"token": "<the JWT>"}`` (an API client with ``revoke``, or the JWT's own holder, Bearer
+with that JWT) or ``{"jti", "exp", "iss"?, "user_id"?, "app_id"?}`` (an API client: the JWT
+need not be at hand). Answers ``{"revoked": jti}``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import validation
+from service.api.access import principal
+from service.api.bodies import Fields, json_object
+from service.api.openapi_parts import errors, json_body, request_body
+from service.api.responses import json_response, service
+from service.api.routing import Dialect, Route
+from service.auth import Rule
+from service.clients import Permission
+from service.errors import BadRequest, NotFound
+from service.jwt_rules import JwtRules
+from service.service import TokenService
+
+FIELDS = {"token", "jti", "exp", "iss", "user_id", "app_id"}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _rules(svc: TokenService) -> JwtRules:
+    if svc.jwt is None:  # the route is added only with JWTs configured
+        raise NotFound("JWTs are not configured")
+    return svc.jwt
+
+
+async def revoke(request: web.Request) -> web.Response:
+    fields = Fields(await json_object(request), FIELDS)
+    svc = service(request)
+    rules, caller = _rules(svc), principal(request)
+    token = fields.text("token")
+    if token is not None:
+        if set(fields.body) != {"token"}:
+            raise BadRequest("token goes alone: the other fields come from it")
+        claims = await rules.deny_token(token, caller.scope)
+        await svc.jwt_revoked(claims.jti, claims.user_id, claims.app_id, caller.as_actor())
+        return json_response({"revoked": claims.jti}, headers=NO_STORE)
+    jti, exp = fields.required_text("jti"), fields.integer("exp")
+    if exp is None:
+        raise BadRequest("exp is required with jti", code="missing_field")
+    user_id, app_id = fields.text("user_id"), fields.text("app_id")
+    if user_id is not None:
+        validation.identifier("user_id", user_id)
+    if app_id is not None:
+        validation.identifier("app_id", app_id)
+    await rules.deny_jti(jti, exp, fields.text("iss"), app_id, caller.scope)
+    await svc.jwt_revoked(jti, user_id, app_id, caller.as_actor())
+    return json_response({"revoked": jti}, headers=NO_STORE)
+
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 256}
+REVOKE_REQUEST = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["token"],
+            "additionalProperties": False,
+            "properties": {"token": {"type": "string"}},
+        },
+        {
+            "type": "object",
+            "required": ["jti", "exp"],
+            "additionalProperties": False,
+            "properties": {
+                "jti": {**_TEXT, "pattern": r"^[\x21\x23-\x5b\x5d-\x7e]+$"},
+                "exp": {"type": "integer", "description": "The JWT's exp (epoch s)"},
+                "iss": {"type": "string", "description": "Default: the only issuer"},
+                "user_id": _TEXT,
+                "app_id": _TEXT,
+            },
+        },
+    ]
+}
+
+DIALECT = Dialect("jwt", (
+    Route("POST", "/v1/jwt/revoke", revoke, name="jwt.revoke",
+          rule=Rule(Permission.REVOKE, self_service=True), openapi={
+        "summary": "Deny a JWT until its exp, by value or by jti (JWTs configured)",
+        "requestBody": request_body(REVOKE_REQUEST),
+        "responses": {"200": json_body(
+            {"type": "object", "required": ["revoked"],
+             "properties": {"revoked": {"type": "string"}}}, "Denied until its exp"),
+            **errors(400, 403, 503)}}),
+))  # fmt: skip

@@ -1,0 +1,106 @@
+"""JWT revocation: checking a verified JWT against the deny-list and the cut-offs, and
+revoking JWTs (one by its ``jti``, or all of a user or an app issued before a moment).
+
+A JWT is revoked when its ``jti`` is denied (until its ``exp``), or when it was issued
+(``iat``) before a cut-off of its user (all apps, or its app) or of its app (the app
+watermark, which also revokes our own tokens). ``iat`` has whole seconds: a JWT issued in the
+second of a cut-off, after it, is cut off too (the safe side).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from service.errors import BadRequest, Forbidden
+from service.jwt_verify import INVALID, JwtClaims, JwtVerifier, Verdict
+from service.records import TokenRecord, json_text
+from service.scope import Scope
+from service.settings import Settings
+from service.storage import Store
+
+JWT_TYPE = b'"JWT"'
+# A jti goes into JSON answers and X-Token-Id as it is: printable ASCII without " and \.
+_JTI_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
+_EMPTY_PIECES = [b"", b"", b""]  # client name, device name, metadata
+
+
+def as_record(claims: JwtClaims) -> TokenRecord:
+    """A live JWT in the shape of our tokens' records, so that every answer is the same:
+    id = ``jti``, type ``JWT``, created = ``iat``, expires = ``exp``."""
+    user = json_text(claims.user_id)
+    scopes = " ".join(claims.scopes).encode()
+    pieces = [json_text(claims.app_id), user, JWT_TYPE, scopes, *_EMPTY_PIECES]
+    return TokenRecord(
+        claims.jti,
+        expires_at=claims.expires_at_ms,
+        created_us=claims.issued_at_us,
+        digest=b"",
+        flags=b"0",
+        user_json=user,
+        pieces=pieces,
+    )
+
+
+class JwtRules:
+    def __init__(self, store: Store, settings: Settings, verifier: JwtVerifier) -> None:
+        self.store = store
+        self.verifier = verifier
+        self._issuers = settings.jwt_issuers
+        self._lifetime_ms = settings.jwt_max_ttl * 1000
+
+    def verify(self, value: str) -> Verdict:
+        verdict = self.verifier.verify(value)
+        if isinstance(verdict, JwtClaims) and _JTI_RE.fullmatch(verdict.jti) is None:
+            return INVALID
+        return verdict
+
+    async def live(self, claims: JwtClaims) -> TokenRecord | None:
+        """The JWT's record unless it is revoked (one batched round trip)."""
+        state = await self.store.jwt_state(claims.issuer, claims.jti, claims.user_id)
+        if state.denied:
+            return None
+        app = claims.app_id
+        cutoff = max(
+            state.user_cutoffs.get("*", 0),
+            state.user_cutoffs.get(app, 0),
+            state.watermarks.get(app, 0),
+        )
+        if claims.issued_at_us < cutoff:
+            return None
+        return as_record(claims)
+
+    async def deny_token(self, value: str, scope: Scope) -> JwtClaims:
+        """Deny a JWT presented whole; BadRequest unless it is a valid JWT in ``scope``."""
+        claims = self.verify(value)
+        if not isinstance(claims, JwtClaims) or not scope.admits(as_record(claims)):
+            raise BadRequest("not a valid JWT of a configured issuer", code="invalid_token")
+        await self.store.deny_jwt(claims.issuer, claims.jti, claims.expires_at_ms)
+        return claims
+
+    async def deny_jti(
+        self, jti: str, exp_s: int, issuer: str | None, app_id: str | None, scope: Scope
+    ) -> None:
+        """Deny the JWT ``jti`` of ``issuer`` (default: the only one configured) until
+        ``exp_s`` (epoch s; capped at the longest JWT lifetime from now)."""
+        if _JTI_RE.fullmatch(jti) is None:
+            raise BadRequest('jti must be 1 to 256 printable ASCII characters, no " nor \\')
+        if scope.user_id is not None:
+            raise Forbidden("a user's own JWT revokes itself with the token form only")
+        if scope.apps is not None and (app_id is None or not scope.admits_app(app_id)):
+            raise Forbidden("this client may revoke the JWTs of its own apps only (app_id)")
+        if issuer is None:
+            if len(self._issuers) != 1:
+                raise BadRequest("iss is required: several issuers are configured")
+            issuer = self._issuers[0]
+        elif issuer not in self._issuers:
+            raise BadRequest("iss is not a configured issuer")
+        now_ms = int(time.time() * 1000)
+        expires_at_ms = min(exp_s * 1000, now_ms + self._lifetime_ms)
+        if expires_at_ms > now_ms:  # else it is expired already: nothing to deny
+            await self.store.deny_jwt(issuer, jti, expires_at_ms)
+
+    async def cut_off_user(self, user_id: str, apps: frozenset[str] | None) -> int:
+        """Revoke the user's JWTs (of ``apps``; None: all) issued until now; returns that
+        time in us."""
+        return await self.store.cut_off_jwts(user_id, apps, self._lifetime_ms)
