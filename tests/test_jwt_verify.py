@@ -108,7 +108,7 @@ def test_claim_mapping_settings(tmp_path: Path) -> None:
 
 def test_jwks_files_that_stop_start_up(tmp_path: Path) -> None:
     path = tmp_path / "jwks.json"
-    with pytest.raises(JwksError, match="TOKENSTORE_JWT_JWKS_FILE=.*cannot read"):
+    with pytest.raises(JwksError, match=r"TOKENSTORE_JWT_JWKS_FILE=.*cannot read"):
         load_jwks(str(path))
     path.write_text('{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}')
     with pytest.raises(JwksError, match="no symmetric keys"):
