@@ -13,8 +13,11 @@ public key can never serve as an HMAC secret.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -47,6 +50,7 @@ class JwtClaims:
     scopes: tuple[str, ...]
     issued_at_us: int
     expires_at_ms: int
+    valid_from_s: float = 0.0  # nbf or iat, whichever is later
 
 
 class _Invalid:
@@ -93,7 +97,23 @@ def load_jwks(path: str) -> dict[str, jwt.PyJWK]:
 
 
 class JwtVerifier:
-    def __init__(self, settings: Settings, keys: dict[str, jwt.PyJWK]) -> None:
+    """Verifies JWTs; keeps the ones it verified (``CACHE_ENTRIES`` at most, then it starts
+    over) so that a JWT presented again costs a hash and a clock check, not a signature
+    check: the signature, issuer, audience and lifetime of a given JWT never change, only
+    whether it is yet (``nbf``, ``iat``) or still (``exp``) valid."""
+
+    CACHE_ENTRIES = 10_000
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: dict[str, jwt.PyJWK],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
+        # Digest of the JWT -> (its claims, when it becomes valid, s); failures are not kept,
+        # so a flood of forged JWTs cannot push out the good ones.
+        self._verified: dict[bytes, tuple[JwtClaims, float]] = {}
         self._keys = keys
         self._issuers = list(settings.jwt_issuers)
         self._audience = settings.jwt_audience
@@ -110,6 +130,21 @@ class JwtVerifier:
         return cls(settings, load_jwks(settings.jwt_jwks_file))
 
     def verify(self, value: str) -> Verdict:
+        if not looks_like_jwt(value):
+            return None
+        digest = hashlib.blake2b(value.encode(), digest_size=16).digest()
+        seen = self._verified.get(digest)
+        if seen is not None:
+            claims, valid_from = seen
+            return claims if valid_from <= self._clock() < claims.expires_at_ms / 1000 else INVALID
+        verdict = self._verify(value)
+        if isinstance(verdict, JwtClaims):
+            if len(self._verified) >= self.CACHE_ENTRIES:
+                self._verified = {}
+            self._verified[digest] = (verdict, verdict.valid_from_s)
+        return verdict
+
+    def _verify(self, value: str) -> Verdict:
         key = self._key(value)
         if key is None:
             return None
@@ -127,8 +162,6 @@ class JwtVerifier:
         return self._mapped(claims)
 
     def _key(self, value: str) -> jwt.PyJWK | None:
-        if not looks_like_jwt(value):
-            return None
         try:
             header = jwt.get_unverified_header(value)
         except jwt.PyJWTError:
@@ -151,9 +184,11 @@ class JwtVerifier:
             scopes = validation.scopes(_scopes(claims))
         except BadRequest:
             return INVALID
+        valid_from = max(iat, claims.get("nbf", iat))
         return JwtClaims(
-            claims["iss"], jti, user, app, scopes, int(iat * 1_000_000), int(exp * 1000)
-        )
+            claims["iss"], jti, user, app, scopes, int(iat * 1_000_000), int(exp * 1000),
+            valid_from,
+        )  # fmt: skip
 
     def _app(self, claims: dict[str, Any]) -> str | None:
         for name in self._app_claims:

@@ -37,7 +37,7 @@ def test_each_asymmetric_algorithm_verifies_and_maps_claims(tmp_path: Path, alg:
     verdict = _verifier(tmp_path, key).verify(key.sign(claims))
     assert verdict == JwtClaims(
         ISSUER, claims["jti"], "alice", "web", ("read", "write"),
-        claims["iat"] * 1_000_000, claims["exp"] * 1000,
+        claims["iat"] * 1_000_000, claims["exp"] * 1000, claims["iat"],
     )  # fmt: skip
 
 
@@ -129,3 +129,24 @@ def test_jwt_settings_that_do_not_go_together() -> None:
         })  # fmt: skip
     settings = Settings.from_env({"TOKENSTORE_JWT_ISSUERS": f"{ISSUER}, https://b.test"})
     assert settings.jwt_issuers == (ISSUER, "https://b.test")
+
+
+def test_a_verified_jwt_is_kept_but_its_validity_window_still_applies(tmp_path: Path) -> None:
+    key = SigningKey.new("ES256")
+    now = time.time()
+    clock = [now]
+    verifier = JwtVerifier(
+        Settings(jwt_jwks_file="/unused", jwt_issuers=(ISSUER,)),
+        load_jwks(str(write_jwks(tmp_path / "jwks.json", key))),
+        clock=lambda: clock[0],
+    )
+    token = key.sign(iat=int(now), exp=int(now) + 60, aud=None)
+    first = verifier.verify(token)
+    assert isinstance(first, JwtClaims)
+    assert verifier.verify(token) is first  # kept: no second signature check
+    clock[0] = now + 61
+    assert verifier.verify(token) is INVALID  # expired since
+    clock[0] = now - 5
+    assert verifier.verify(token) is INVALID  # not yet issued (a clock set back)
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert verifier.verify(forged) is INVALID  # another string: verified on its own
