@@ -81,7 +81,7 @@ class JwtRules:
     async def deny_jti(
         self, jti: str, exp_s: int, issuer: str | None, app_id: str | None, scope: Scope
     ) -> None:
-        """Deny the JWT ``jti`` of ``issuer`` (default: the only one configured) until
+        """Deny the JWT ``jti`` of ``issuer`` (None: of every issuer configured) until
         ``exp_s`` (epoch s; capped at the longest JWT lifetime from now)."""
         if _JTI_RE.fullmatch(jti) is None:
             raise BadRequest('jti must be 1 to 256 printable ASCII characters, no " nor \\')
@@ -89,16 +89,13 @@ class JwtRules:
             raise Forbidden("a user's own JWT revokes itself with the token form only")
         if scope.apps is not None and (app_id is None or not scope.admits_app(app_id)):
             raise Forbidden("this client may revoke the JWTs of its own apps only (app_id)")
-        if issuer is None:
-            if len(self._issuers) != 1:
-                raise BadRequest("iss is required: several issuers are configured")
-            issuer = self._issuers[0]
-        elif issuer not in self._issuers:
-            raise BadRequest("iss is not a configured issuer")
         now_ms = int(time.time() * 1000)
         expires_at_ms = min(exp_s * 1000, now_ms + self._lifetime_ms)
-        if expires_at_ms > now_ms:  # else it is expired already: nothing to deny
-            await self.store.deny_jwt(issuer, jti, expires_at_ms)
+        if expires_at_ms <= now_ms:  # expired already: nothing to deny
+            return
+        # No issuer named: denied under each one (two issuers sharing a jti: both denied).
+        for each in (issuer,) if issuer is not None else self._issuers:
+            await self.store.deny_jwt(each, jti, expires_at_ms)
 
     async def cut_off_user(self, user_id: str, apps: frozenset[str] | None) -> int:
         """Revoke the user's JWTs (of ``apps``; None: all) issued until now; returns that

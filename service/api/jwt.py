@@ -35,7 +35,7 @@ async def revoke(request: web.Request) -> web.Response:
     fields = Fields(await json_object(request), FIELDS)
     svc = service(request)
     rules, caller = _rules(svc), principal(request)
-    token = fields.text("token")
+    token = fields.text("token", nullable=False)
     if token is not None:
         if set(fields.body) != {"token"}:
             raise BadRequest("token goes alone: the other fields come from it")
@@ -45,12 +45,13 @@ async def revoke(request: web.Request) -> web.Response:
     jti, exp = fields.required_text("jti"), fields.integer("exp")
     if exp is None:
         raise BadRequest("exp is required with jti", code="missing_field")
-    user_id, app_id = fields.text("user_id"), fields.text("app_id")
+    user_id = fields.text("user_id", nullable=False)
+    app_id = fields.text("app_id", nullable=False)
     if user_id is not None:
         validation.identifier("user_id", user_id)
     if app_id is not None:
         validation.identifier("app_id", app_id)
-    await rules.deny_jti(jti, exp, fields.text("iss"), app_id, caller.scope)
+    await rules.deny_jti(jti, exp, fields.text("iss", nullable=False), app_id, caller.scope)
     await svc.jwt_revoked(jti, user_id, app_id, caller.as_actor())
     return json_response({"revoked": jti}, headers=NO_STORE)
 
@@ -71,7 +72,7 @@ REVOKE_REQUEST = {
             "properties": {
                 "jti": {**_TEXT, "pattern": r"^[\x21\x23-\x5b\x5d-\x7e]+$"},
                 "exp": {"type": "integer", "description": "The JWT's exp (epoch s)"},
-                "iss": {"type": "string", "description": "Default: the only issuer"},
+                "iss": {"type": "string", "description": "Default: every configured issuer"},
                 "user_id": _TEXT,
                 "app_id": _TEXT,
             },
