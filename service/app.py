@@ -86,15 +86,27 @@ def create_app(settings: Settings, clients: ClientRegistry | None = None) -> web
     app[SERVICE] = TokenService(store, settings, metrics)
     app[SWEEPER] = AppSweeper(store.apps)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_jwks)
     app.cleanup_ctx.append(metrics_api.snapshots)
     for dialect in DIALECTS:
         routing.add(app, dialect)
     if settings.console:
         routing.add(app, console.DIALECT)
-    if settings.jwt_jwks_file is not None:
+    if settings.jwt_enabled:
         routing.add(app, jwt.DIALECT)
     access.check_rules(app)  # catches a route added to the router outside any dialect
     return app
+
+
+async def _jwks(app: web.Application) -> AsyncIterator[None]:
+    """The JWKS URL's keys: fetched before serving, refreshed until shutdown."""
+    rules = app[SERVICE].jwt
+    fetcher = None if rules is None else rules.fetcher
+    if fetcher is not None:
+        await fetcher.start()
+    yield
+    if fetcher is not None:
+        await fetcher.close()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

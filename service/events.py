@@ -106,6 +106,7 @@ class RevocationEvent:
             "ids": list(self.ids),
             "scope": self.scope,
             **({"session_id": self.session_id, "reason": self.reason} if self.session_id else {}),
+            **({"revoked_before": self.revoked_before} if self.kind == EventKind.JWT else {}),
             "actor": self.actor,
             "via": self.via,
             "at": self.at,

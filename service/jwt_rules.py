@@ -13,6 +13,7 @@ import re
 import time
 
 from service.errors import BadRequest, Forbidden
+from service.jwks_fetch import JwksFetcher
 from service.jwt_verify import INVALID, JwtClaims, JwtVerifier, Verdict
 from service.records import TokenRecord, json_text
 from service.scope import Scope
@@ -46,10 +47,21 @@ class JwtRules:
     def __init__(self, store: Store, settings: Settings, verifier: JwtVerifier) -> None:
         self.store = store
         self.verifier = verifier
+        url = settings.jwt_jwks_url
+        self.fetcher = None if url is None else JwksFetcher(url, verifier)
         self._issuers = settings.jwt_issuers
         self._lifetime_ms = settings.jwt_max_ttl * 1000
 
-    def verify(self, value: str) -> Verdict:
+    async def verify(self, value: str) -> Verdict:
+        """The verdict on ``value``; a JWT naming a kid we do not hold makes a JWKS URL be
+        fetched again (rate-limited) first."""
+        verdict = self._verify(value)
+        fetcher = self.fetcher
+        if verdict is not None or fetcher is None or not self.verifier.names_unknown_key(value):
+            return verdict
+        return self._verify(value) if await fetcher.on_unknown_kid() else None
+
+    def _verify(self, value: str) -> Verdict:
         verdict = self.verifier.verify(value)
         if isinstance(verdict, JwtClaims) and _JTI_RE.fullmatch(verdict.jti) is None:
             return INVALID
@@ -72,7 +84,7 @@ class JwtRules:
 
     async def deny_token(self, value: str, scope: Scope) -> JwtClaims:
         """Deny a JWT presented whole; BadRequest unless it is a valid JWT in ``scope``."""
-        claims = self.verify(value)
+        claims = await self.verify(value)
         if not isinstance(claims, JwtClaims) or not scope.admits(as_record(claims)):
             raise BadRequest("not a valid JWT of a configured issuer", code="invalid_token")
         await self.store.deny_jwt(claims.issuer, claims.jti, claims.expires_at_ms)

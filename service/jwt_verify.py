@@ -74,6 +74,11 @@ def load_jwks(path: str) -> dict[str, jwt.PyJWK]:
             document = json.load(file)
     except (OSError, ValueError) as exc:
         raise JwksError(f"{where}: cannot read a JSON JWKS ({exc})") from None
+    return parse_jwks(document, where)
+
+
+def parse_jwks(document: Any, where: str) -> dict[str, jwt.PyJWK]:
+    """kid -> key of a JWKS document; JwksError (naming ``where``) if it is unusable."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JwksError(f'{where}: must be a JWKS, {{"keys": [...]}}')
     keys: dict[str, jwt.PyJWK] = {}
@@ -125,9 +130,25 @@ class JwtVerifier:
 
     @classmethod
     def of(cls, settings: Settings) -> JwtVerifier | None:
-        if settings.jwt_jwks_file is None:
-            return None
-        return cls(settings, load_jwks(settings.jwt_jwks_file))
+        """From the JWKS file; with a JWKS URL, without keys until they are fetched."""
+        if settings.jwt_jwks_file is not None:
+            return cls(settings, load_jwks(settings.jwt_jwks_file))
+        return None if settings.jwt_jwks_url is None else cls(settings, {})
+
+    def replace_keys(self, keys: dict[str, jwt.PyJWK]) -> None:
+        """New keys (a JWKS fetched again): JWTs verified with a key now gone are forgotten."""
+        self._keys = keys
+        self._verified = {}
+
+    def names_unknown_key(self, value: str) -> bool:
+        """A JWT-shaped value whose header names a ``kid`` we have no key for."""
+        if not looks_like_jwt(value):
+            return False
+        try:
+            kid = jwt.get_unverified_header(value).get("kid")
+        except jwt.PyJWTError:
+            return False
+        return isinstance(kid, str) and kid not in self._keys
 
     def verify(self, value: str) -> Verdict:
         if not looks_like_jwt(value):

@@ -148,7 +148,7 @@ class TokenService:
     async def introspect(self, value: str, *, scope: Scope) -> TokenRecord | None:
         """The record of a live token in scope, or None for anything else (never an error)."""
         if self.jwt is not None:
-            verdict = self.jwt.verify(value)
+            verdict = await self.jwt.verify(value)
             if verdict is not None:  # a JWT of ours (else: maybe a registered token)
                 jwt = await self.jwt.live(verdict) if isinstance(verdict, JwtClaims) else None
                 found = jwt if jwt is not None and scope.admits(jwt) else None

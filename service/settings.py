@@ -80,6 +80,12 @@ def _file_path(raw: str) -> str | None:
 _CLAIM_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
+def _jwks_url(raw: str) -> str | None:
+    if raw and (not raw.startswith(("https://", "http://")) or not raw.isprintable()):
+        raise ValueError("must be an https:// (or http://) URL (empty: none)")
+    return raw or None
+
+
 def _claim(raw: str) -> str:
     if _CLAIM_RE.fullmatch(raw) is None:
         raise ValueError("must be a claim name (1-64 letters, digits, _ . : -)")
@@ -262,6 +268,12 @@ class Settings:
         "JWKS (JSON Web Key Set) file of the public keys JWTs are verified with; set: "
         "introspection and `/v1/authz` accept JWTs.",
     )
+    jwt_jwks_url: str | None = _setting(
+        None,
+        _jwks_url,
+        "URL of the JWKS (instead of a file): fetched at start, every 5 minutes, and on a JWT "
+        "naming an unknown `kid` (at most every 10 s).",
+    )
     jwt_issuers: tuple[str, ...] = _setting(
         (), _names("issuers", _ISSUER_RE), "Accepted JWT `iss` values, comma-separated."
     )
@@ -298,12 +310,25 @@ class Settings:
                 f"{env_name('metrics_port')} ({self.metrics_port}) is {env_name('port')}; "
                 "use another port, or 0 for none"
             )
-        if self.jwt_jwks_file is not None and not self.jwt_issuers:
+        self._check_jwt()
+        if self.default_ttl > self.max_ttl:
             raise SettingsError(
-                f"{env_name('jwt_jwks_file')} needs {env_name('jwt_issuers')}: a JWT is "
-                "accepted only from a named issuer"
+                f"{env_name('default_ttl')} ({self.default_ttl}) is greater than "
+                f"{env_name('max_ttl')} ({self.max_ttl})"
             )
-        if self.jwt_jwks_file is not None and self.jwt_max_ttl > self.max_ttl:
+
+    def _check_jwt(self) -> None:
+        jwks = self.jwt_jwks_file is not None or self.jwt_jwks_url is not None
+        if self.jwt_jwks_file is not None and self.jwt_jwks_url is not None:
+            raise SettingsError(
+                f"set {env_name('jwt_jwks_file')} or {env_name('jwt_jwks_url')}, not both"
+            )
+        if jwks and not self.jwt_issuers:
+            raise SettingsError(
+                f"{env_name('jwt_jwks_file')} and {env_name('jwt_jwks_url')} need "
+                f"{env_name('jwt_issuers')}: a JWT is accepted only from a named issuer"
+            )
+        if jwks and self.jwt_max_ttl > self.max_ttl:
             # The app watermarks (the per-app JWT cut-offs) are kept only as long as MAX_TTL.
             raise SettingsError(
                 f"{env_name('jwt_max_ttl')} ({self.jwt_max_ttl}) is greater than "
@@ -311,11 +336,10 @@ class Settings:
             )
         if not self.jwt_app_claims:
             raise SettingsError(f"{env_name('jwt_app_claims')} must name at least one claim")
-        if self.default_ttl > self.max_ttl:
-            raise SettingsError(
-                f"{env_name('default_ttl')} ({self.default_ttl}) is greater than "
-                f"{env_name('max_ttl')} ({self.max_ttl})"
-            )
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return self.jwt_jwks_file is not None or self.jwt_jwks_url is not None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -58,6 +58,7 @@ BAD_VALUES = [
     ("TOKENSTORE_IDLE_RESOLUTION", "0"),
     ("TOKENSTORE_READ_TIMEOUT", "0"),
     ("TOKENSTORE_JWT_JWKS_FILE", "keys\n.json"),
+    ("TOKENSTORE_JWT_JWKS_URL", "ftp://idp.example/jwks.json"),
     ("TOKENSTORE_JWT_ISSUERS", "https://a.example,,https://b.example"),
     ("TOKENSTORE_JWT_AUDIENCE", "api one"),
     ("TOKENSTORE_JWT_MAX_TTL", "59"),

@@ -103,7 +103,8 @@ SCHEMAS: dict[str, Schema] = {
     "EventList": {"type": "object", "properties": {"events": {"type": "array", "items": {
         "type": "object",
         "properties": {
-            "kind": openapi_kinds(EventKind.TOKEN, EventKind.USER, EventKind.SESSION),
+            "kind": openapi_kinds(
+                EventKind.TOKEN, EventKind.USER, EventKind.SESSION, EventKind.JWT),
             "user_id": {"type": "string"},
             "app_id": {"type": "string"},
             "ids": {"type": "array", "items": {"type": "string"}},
@@ -111,6 +112,8 @@ SCHEMAS: dict[str, Schema] = {
             "session_id": {"type": "string", "description": "`session` events"},
             "reason": {"enum": [r.value for r in SessionReason],
                        "description": "`session` events: why"},
+            "revoked_before": {"type": "integer",
+                               "description": "`jwt` cut-offs: JWTs issued before (epoch ms)"},
             "actor": {"type": "string",
                       "description": "Client id, `self` (the user's own token) or `limit`"},
             "via": {**_NULLABLE_STRING, "description": "Id of the token used by `self`"},
@@ -124,7 +127,8 @@ SCHEMAS: dict[str, Schema] = {
             "kind": openapi_kinds(),
             "app_id": {"type": "string"},
             "ids": {"type": "array", "items": {"type": "string"},
-                    "description": "Tokens revoked (token and user events)"},
+                    "description": "Tokens revoked (token and user events); the jti of a "
+                                   "denied JWT (jwt events)"},
             "user_id": {"type": "string", "description": "User events"},
             "scope": {"const": USER_APP, "description": "Only the user's tokens of app_id"},
             "session_id": {"type": "string", "description": "Session events: the session"},
@@ -132,7 +136,9 @@ SCHEMAS: dict[str, Schema] = {
                        "description": "Session events: `revoked` (by a client), `user` (by "
                                       "the user), `reuse` (a rotated token presented again)"},
             "revoked_before": {"type": "integer",
-                               "description": "App events: tokens created before (epoch ms)"},
+                               "description": "App events: tokens created before; jwt "
+                                              "events: the user's JWTs issued before (epoch "
+                                              "ms)"},
             "at": {"type": "integer", "description": "Epoch ms"}}},
     # One message of the feed as a client's SSE parser sees it: its fields, `data` as text.
     "FeedMessage": {"anyOf": [
