@@ -112,8 +112,9 @@ SCHEMAS: dict[str, Schema] = {
             "session_id": {"type": "string", "description": "`session` events"},
             "reason": {"enum": [r.value for r in SessionReason],
                        "description": "`session` events: why"},
-            "revoked_before": {"type": "integer",
-                               "description": "`jwt` cut-offs: JWTs issued before (epoch ms)"},
+            "revoked_before": {"type": ["integer", "null"],
+                               "description": "`jwt` events: a cut-off's JWTs issued before "
+                                              "(epoch ms); null for a denied jti"},
             "actor": {"type": "string",
                       "description": "Client id, `self` (the user's own token) or `limit`"},
             "via": {**_NULLABLE_STRING, "description": "Id of the token used by `self`"},
