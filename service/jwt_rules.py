@@ -24,6 +24,9 @@ JWT_TYPE = b'"JWT"'
 # A jti goes into JSON answers and X-Token-Id as it is: printable ASCII without " and \.
 _JTI_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
 _EMPTY_PIECES = [b"", b"", b""]  # client name, device name, metadata
+# A deny key outlives its JWT by this much: PyJWT judges exp by this host's clock, the key
+# expires by Redis's; a Redis clock ahead by less than this cannot revive a denied JWT.
+CLOCK_MARGIN_MS = 60_000
 
 
 def as_record(claims: JwtClaims) -> TokenRecord:
@@ -87,7 +90,7 @@ class JwtRules:
         claims = await self.verify(value)
         if not isinstance(claims, JwtClaims) or not scope.admits(as_record(claims)):
             raise BadRequest("not a valid JWT of a configured issuer", code="invalid_token")
-        await self.store.deny_jwt(claims.issuer, claims.jti, claims.expires_at_ms)
+        await self.store.deny_jwt(claims.issuer, claims.jti, claims.expires_at_ms + CLOCK_MARGIN_MS)
         return claims
 
     async def deny_jti(
@@ -107,7 +110,7 @@ class JwtRules:
             return
         # No issuer named: denied under each one (two issuers sharing a jti: both denied).
         for each in (issuer,) if issuer is not None else self._issuers:
-            await self.store.deny_jwt(each, jti, expires_at_ms)
+            await self.store.deny_jwt(each, jti, expires_at_ms + CLOCK_MARGIN_MS)
 
     async def cut_off_user(self, user_id: str, apps: frozenset[str] | None) -> int:
         """Revoke the user's JWTs (of ``apps``; None: all) issued until now; returns that
