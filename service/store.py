@@ -316,7 +316,9 @@ class TokenStore:
             raise NoSession
         record = TokenRecord.parse(str(tid), reply[1], reply[0])
         assert record is not None
-        return Issued(record, _revoked(tid.tag, reply[2:]))
+        if reply[2]:  # an app sweep dropped the user from the index meanwhile (issue.lua)
+            await self.apps.add_user(draft.app_id, tid.tag, now_ms() + ttl_ms + 1000)
+        return Issued(record, _revoked(tid.tag, reply[3:]))
 
     async def revoke_one(
         self, tid: TokenId, *, user_id: str | None, apps: Collection[str] | None
