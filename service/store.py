@@ -8,6 +8,7 @@ through the per-tick batcher. Nothing here decides policy; that is service.py's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -226,7 +227,10 @@ class TokenStore:
             await self.ping()
             if not self.connector.embedded:
                 await self.check_eviction()  # CONFIG SET may have changed it since start-up
+                await self.keep_meta()
             return 0
+        with contextlib.suppress(Unavailable):  # its shard down fails only that shard's tokens
+            await self.keep_meta()
         primaries = client.get_primaries()
         checks = await asyncio.gather(
             *(self._primary_ready(node) for node in primaries), return_exceptions=True
@@ -241,6 +245,27 @@ class TokenStore:
             if not isinstance(check, Unavailable):
                 raise check
         return len(failed)
+
+    async def keep_meta(self) -> None:
+        """A Redis that came back empty (no persistence) lost the meta key while this process
+        kept serving with its tag key: write both back (every process holds the same key), so
+        that a process started later finds the tokens issued since instead of refusing them.
+        Raise KeyspaceRefused if another tag key was made meanwhile: this process's user tags
+        no longer match the keyspace's, and it must be restarted."""
+        ops = await self.ops()
+        with self.calls("check_meta"):
+            meta = await ops.hgetall(self.keys.meta)
+            if b"tag_key" not in meta:
+                log.warning("%s was missing (Redis lost its data?); written back", self.keys.meta)
+                await ops.hsetnx(self.keys.meta, "layout", str(LAYOUT_VERSION))
+                await ops.hsetnx(self.keys.meta, "tag_key", self._tag_key)
+                meta = await ops.hgetall(self.keys.meta)
+        if meta.get(b"tag_key") != self._tag_key:
+            raise _refused(
+                KeyspaceRefused,
+                f"{self.keys.meta} holds another tag key than this process's (Redis lost its "
+                "data and another process made a new one): restart this process",
+            )
 
     async def _primary_ready(self, node: ClusterNode) -> None:
         ops = await self.ops()
