@@ -433,20 +433,23 @@ class TokenStore:
         successor: TokenId,
         successor_digest: bytes,
         grace_ms: int,
-        watermarks: Watermarks,
+        *,
+        user_id: str | None,
+        apps: Collection[str] | None,
     ) -> Rotated | Reused | None:
-        marks = [v for app, us in sorted(watermarks.items()) for v in (json_text(app), us)]
+        if apps is not None and not apps:
+            return None
+        user = b"" if user_id is None else json_text(user_id)
         args = [rid_field(tid), digest, rid_field(successor), successor_digest, grace_ms]
+        args += [PRUNE_BUDGET, user, *sorted(json_text(app) for app in apps or ())]
         script = (await self.scripts()).rotate
-        reply = await self.run(
-            "rotate", script, [self.keys.user(tid.tag)], [*args, PRUNE_BUDGET, *marks]
-        )
+        reply = await self.run("rotate", script, [self.keys.user(tid.tag)], args)
         outcome = reply[0]
         if outcome == b"ok":
             record = TokenRecord.parse(str(successor), reply[2], reply[1])
             assert record is not None
             replaced = TokenId(tid.tag, reply[3].hex()) if reply[3] else None
-            return Rotated(record, replaced)
+            return Rotated(record, replaced, int(reply[4]))
         if outcome == b"clash":
             raise IdClash
         if outcome == b"reused":
