@@ -229,8 +229,6 @@ class TokenStore:
                 await self.check_eviction()  # CONFIG SET may have changed it since start-up
                 await self.keep_meta()
             return 0
-        with contextlib.suppress(Unavailable):  # its shard down fails only that shard's tokens
-            await self.keep_meta()
         primaries = client.get_primaries()
         checks = await asyncio.gather(
             *(self._primary_ready(node) for node in primaries), return_exceptions=True
@@ -244,6 +242,9 @@ class TokenStore:
         for check in failed:
             if not isinstance(check, Unavailable):
                 raise check
+        if not failed:  # else its shard may be the one down: the probe must not wait on it
+            with contextlib.suppress(Unavailable):
+                await self.keep_meta()
         return len(failed)
 
     async def keep_meta(self) -> None:
