@@ -39,7 +39,7 @@ async def _revoke(client: Client, user_id: str = "alice", app_id: str = "web") -
 
 def _counter(client: Client, webhook: str, outcome: str) -> int:
     counts = client.app[METRICS].tally().counters["tokenstore_webhook_deliveries"]
-    return counts.get((webhook, outcome), 0)
+    return int(counts.get((webhook, outcome), 0))
 
 
 @BACKENDS

@@ -21,8 +21,10 @@ def _entry(tmp_path: Path, **fields: Any) -> str:
     if not secret.exists():
         secret.write_text(SECRET)
         os.chmod(secret, 0o600)
-    entry = {"id": "hook", "url": "https://receiver.example/hook", "secret_file": str(secret),
-             "events": ["user", "app"], "apps": ["web"], "format": "fusionauth", **fields}  # fmt: skip
+    entry = {
+        "id": "hook", "url": "https://receiver.example/hook", "secret_file": str(secret),
+        "events": ["user", "app"], "apps": ["web"], "format": "fusionauth", **fields,
+    }  # fmt: skip
     return json.dumps({"webhooks": [entry]})
 
 
@@ -81,7 +83,7 @@ def test_bad_secret_files(tmp_path: Path, content: str, mode: int, expected: str
 
 def test_the_document_shape_and_unique_ids(tmp_path: Path) -> None:
     for text in ("[]", '{"webhooks": {}}', '{"webhooks": [], "x": 1}', "{"):
-        with pytest.raises(WebhooksError, match="^f.json: "):
+        with pytest.raises(WebhooksError, match=r"^f\.json: "):
             parse(text, "f.json")
     entry = json.loads(_entry(tmp_path))["webhooks"][0]
     with pytest.raises(WebhooksError, match=r"webhooks\[1\]: id 'hook' is used twice"):

@@ -74,9 +74,13 @@ class Receiver:
         return [r for r in self.received if 200 <= r.status < 300]
 
     async def wait_for(self, check: Callable[[], bool], within: float = 15.0) -> None:
-        async with asyncio.timeout(within):
-            while not check():
-                await asyncio.sleep(0.02)
+        await wait_until(check, within)
+
+
+async def wait_until(check: Callable[[], bool], within: float = 15.0) -> None:
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110 (the checks look at several things)
+            await asyncio.sleep(0.02)
 
 
 def write_webhooks(directory: Path, *hooks: dict[str, Any]) -> Path:
