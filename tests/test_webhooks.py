@@ -135,3 +135,27 @@ async def test_unknown_webhooks_and_malformed_ids(
     for path, (method, status, code) in cases.items():
         response = await client.request(method, path)
         assert (response.status, (await response.json())["error"]) == (status, code), path
+
+
+@BACKENDS
+async def test_fusionauth_format_and_the_webhook_s_events_and_apps(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    async with Receiver() as receiver:
+        hook = {"id": "fa", "url": receiver.url, "format": "fusionauth", "events": ["user"],
+                "apps": ["web"]}  # fmt: skip
+        client = await _service(aiohttp_client, settings, write_webhooks(tmp_path, hook))
+        await _revoke(client, "alice", "web")  # a token event: not wanted
+        await issue(client, "alice", "other")
+        await issue(client, "alice", "web")
+        response = await client.delete("/v1/users/alice/tokens")  # one event per app
+        assert response.status == 200
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 1)
+        await receiver.wait_for(lambda: _counter(client, "fa", "delivered") == 1)
+        await asyncio.sleep(0.3)
+        [got] = receiver.received
+        event = got.body["event"]
+        assert event["type"] == "jwt.refresh-token.revoke"
+        assert (event["applicationId"], event["userId"]) == ("web", "alice")
+        assert event["applicationTimeToLiveInSeconds"] == {"web": settings.max_ttl}
+        assert event["id"] == got.webhook_id and isinstance(event["createInstant"], int)
