@@ -176,8 +176,11 @@ class RedisOps:
         return [entry for entry in reply[1] if entry[1] is not None]
 
     async def xclaim_touch(self, key: str, group: str, consumer: str, entry_id: str) -> bool:
-        """Claim ``entry_id`` again for this consumer (resetting its idle time); False if it
-        is no longer pending (another consumer acknowledged it)."""
+        """Claim ``entry_id`` again for this consumer (resetting its idle time), if it is
+        still pending to it; False if another consumer took it over or acknowledged it."""
+        pending = await self._r.xpending_range(key, group, entry_id, entry_id, 1)
+        if not pending or _text(pending[0]["consumer"]) != consumer:
+            return False
         claimed = await self._r.xclaim(key, group, consumer, 0, [entry_id], justid=True)
         return bool(claimed)
 

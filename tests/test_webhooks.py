@@ -13,6 +13,7 @@ from helpers import ADMIN_HEADERS, issue
 from webhook_receivers import Receiver, write_webhooks
 
 from service.api.metrics import METRICS
+from service.api.responses import STORE
 from service.app import create_app
 from service.settings import Settings
 
@@ -159,3 +160,24 @@ async def test_fusionauth_format_and_the_webhook_s_events_and_apps(
         assert (event["applicationId"], event["userId"]) == ("web", "alice")
         assert event["applicationTimeToLiveInSeconds"] == {"web": settings.max_ttl}
         assert event["id"] == got.webhook_id and isinstance(event["createInstant"], int)
+
+
+@BACKENDS
+async def test_a_retrying_worker_sees_its_event_taken_over(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    # What lets a worker that looked dead stop retrying an event another replica now owns.
+    hooks = write_webhooks(tmp_path, {"id": "x", "url": "http://127.0.0.1:9/hook"})
+    client = await _service(aiohttp_client, settings, hooks)
+    store = client.app[STORE]
+    ops, key, group = await store.ops(), store.keys.events, "test-group"
+    await ops.xgroup_create(key, group, "$")
+    entry_id = (await ops.xadd(key, {"kind": "token", "app_id": "a"}, 0)).decode()
+    [(read_id, _)] = await ops.xreadgroup(key, group, "first", count=1, block_ms=10)
+    assert read_id.decode() == entry_id
+    assert await ops.xclaim_touch(key, group, "first", entry_id)
+    assert [e[0].decode() for e in await ops.xautoclaim(key, group, "second", 0, 1)] == [entry_id]
+    assert not await ops.xclaim_touch(key, group, "first", entry_id)
+    assert await ops.xclaim_touch(key, group, "second", entry_id)
+    await ops.xack(key, group, entry_id)
+    assert not await ops.xclaim_touch(key, group, "second", entry_id)
