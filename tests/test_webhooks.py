@@ -181,3 +181,19 @@ async def test_a_retrying_worker_sees_its_event_taken_over(
     assert await ops.xclaim_touch(key, group, "second", entry_id)
     await ops.xack(key, group, entry_id)
     assert not await ops.xclaim_touch(key, group, "second", entry_id)
+
+
+@BACKENDS
+async def test_a_deleted_consumer_group_is_created_again(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    # A Redis restarted empty (or an operator's XGROUP DESTROY): delivery resumes.
+    async with Receiver() as receiver:
+        hooks = write_webhooks(tmp_path, {"id": "again", "url": receiver.url})
+        client = await _service(aiohttp_client, settings, hooks)
+        store = client.app[STORE]
+        redis: Any = await store.client()
+        await redis.xgroup_destroy(store.keys.events, "webhook:again")
+        await asyncio.sleep(1.5)  # the worker's next read finds no group, and makes it
+        await _revoke(client)
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 1)

@@ -90,7 +90,9 @@ class WebhookWorker:
                 if entry is not None:
                     await self._handle(*entry)
                 await self._refresh_backlog()
-            except Unavailable:
+            except Unavailable as exc:
+                if "NOGROUP" in str(exc.__cause__):  # the stream or group was deleted
+                    self._grouped = False
                 log.warning("webhook delivery paused: redis unavailable", extra=self._extra())
                 await self._pause(FAULT_PAUSE_S)
             except Exception:
