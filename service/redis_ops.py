@@ -168,12 +168,13 @@ class RedisOps:
         return streams[0][1] if streams else []
 
     async def xautoclaim(
-        self, key: str, group: str, consumer: str, min_idle_ms: int, count: int
-    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """Pending entries idle for ``min_idle_ms`` or more, now this consumer's (entries
-        trimmed from the stream meanwhile are dropped from the group by Redis)."""
-        reply = await self._r.xautoclaim(key, group, consumer, min_idle_ms, "0-0", count=count)
-        return [entry for entry in reply[1] if entry[1] is not None]
+        self, key: str, group: str, consumer: str, min_idle_ms: int, count: int, start: str = "0-0"
+    ) -> tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]:
+        """Pending entries from ``start`` idle for ``min_idle_ms`` or more, now this
+        consumer's, and the id to go on from ("0-0": the end). Entries trimmed from the stream
+        meanwhile are dropped from the group by Redis."""
+        reply = await self._r.xautoclaim(key, group, consumer, min_idle_ms, start, count=count)
+        return _text(reply[0]), [entry for entry in reply[1] if entry[1] is not None]
 
     async def xclaim_touch(self, key: str, group: str, consumer: str, entry_id: str) -> bool:
         """Claim ``entry_id`` again for this consumer (resetting its idle time), if it is

@@ -176,7 +176,8 @@ async def test_a_retrying_worker_sees_its_event_taken_over(
     [(read_id, _)] = await ops.xreadgroup(key, group, "first", count=1, block_ms=10)
     assert read_id.decode() == entry_id
     assert await ops.xclaim_touch(key, group, "first", entry_id)
-    assert [e[0].decode() for e in await ops.xautoclaim(key, group, "second", 0, 1)] == [entry_id]
+    _cursor, claimed = await ops.xautoclaim(key, group, "second", 0, 1)
+    assert [entry[0].decode() for entry in claimed] == [entry_id]
     assert not await ops.xclaim_touch(key, group, "first", entry_id)
     assert await ops.xclaim_touch(key, group, "second", entry_id)
     await ops.xack(key, group, entry_id)

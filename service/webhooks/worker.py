@@ -75,6 +75,7 @@ class WebhookWorker:
         self._stopping = asyncio.Event()
         self._grouped = False
         self._next_claim = 0.0
+        self._claim_from = "0-0"  # XAUTOCLAIM's cursor over the group's pending entries
         self._next_backlog = 0.0
         self._block_ms = min(READ_BLOCK_MS, int(settings.redis_timeout * 500))
 
@@ -122,9 +123,12 @@ class WebhookWorker:
             self._next_claim = time.monotonic() + self._settings.webhook_claim_idle / 4
             idle_ms = int(self._settings.webhook_claim_idle * 1000)
             with self._store.calls("webhook_claim"):
-                claimed = await ops.xautoclaim(key, self._group, self._consumer, idle_ms, 1)
-            if claimed:
+                self._claim_from, claimed = await ops.xautoclaim(
+                    key, self._group, self._consumer, idle_ms, 1, self._claim_from
+                )
+            if claimed or self._claim_from != "0-0":
                 self._next_claim = 0.0  # there may be more
+            if claimed:
                 return _decoded(claimed[0])
         with self._store.calls("webhook_read"):
             read = await ops.xreadgroup(
