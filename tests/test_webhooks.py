@@ -18,7 +18,7 @@ from service.app import create_app
 from service.settings import Settings
 
 Client = TestClient[Any, Any]
-BACKENDS = pytest.mark.parametrize("backend", ["standalone", "cluster"])
+BACKENDS = pytest.mark.parametrize("backend", ["standalone", "cluster", "embedded"])
 FAST = {"webhook_timeout": 0.3, "webhook_claim_idle": 1.0, "webhook_backoff": 0.05}
 
 
@@ -195,6 +195,9 @@ async def test_a_deleted_consumer_group_is_created_again(
         store = client.app[STORE]
         redis: Any = await store.client()
         await redis.xgroup_destroy(store.keys.events, "webhook:again")
-        await asyncio.sleep(1.5)  # the worker's next read finds no group, and makes it
+        ops = await store.ops()
+        async with asyncio.timeout(10):  # the worker's next read finds no group, and makes it
+            while await ops.xinfo_group(store.keys.events, "webhook:again") is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
         await _revoke(client)
         await receiver.wait_for(lambda: len(receiver.delivered()) == 1)
