@@ -23,6 +23,9 @@ never appear in key names (they may hold braces); only hashes of them do.
 - ``d:{slot tag}`` string, only with ``TOKENSTORE_WAIT_REPLICAS``: written (1 s expiry) after
   each revocation so that WAIT always has a write of its own connection to wait for, even
   when the revocation changed nothing (a retry after a 503): the slot tag of the key written.
+- ``wh:<webhook id>:failed`` hash: a webhook's dead letters, stream id -> JSON (webhooks/);
+  the webhook's consumer group on ``events`` is ``webhook:<id>``. Webhook ids are the config's
+  plain ``[A-Za-z0-9._-]`` names, never user input.
 - ``meta`` hash: ``tag_key``, the secret behind user tags, and ``layout``, the version of
   this layout; the one key with no expiry.
 
@@ -66,6 +69,9 @@ class Keys:
         """A key in the slot of key ``written`` (one of the keys above, all hash-tagged)."""
         slot_tag = written[written.index("{") : written.index("}") + 1]
         return f"{self.prefix}d:{slot_tag}"
+
+    def webhook_failures(self, webhook_id: str) -> str:
+        return f"{self.prefix}wh:{webhook_id}:failed"
 
     def user_events(self, tag: str) -> str:
         return f"{self.prefix}e:{{{tag}}}"
