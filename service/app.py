@@ -24,6 +24,7 @@ from service.api import (
     routing,
     sessions,
     usergrid,
+    webhooks,
 )  # fmt: skip
 from service.api import metrics as metrics_api
 from service.api.errors import ERROR_RENDERERS
@@ -62,6 +63,7 @@ DIALECTS: tuple[Dialect, ...] = (
     usergrid.DIALECT,
     openapi.DIALECT,
     metrics_api.DIALECT,
+    webhooks.DIALECT,
 )
 
 

@@ -25,6 +25,7 @@ from service.settings import (
     parse_workers,
     unknown_variables,
 )
+from service.webhooks.config import WebhooksError
 
 FAILED = 1
 CONFIG_ERROR = 2
@@ -226,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnknownClient as exc:
         _say(f"tokenstore: {exc}")
         return FAILED
-    except (ClientsError, SettingsError) as exc:  # SettingsError: no store to serve with
+    except (ClientsError, WebhooksError, SettingsError) as exc:  # Settings: no store to serve
         _say(f"tokenstore: configuration error: {exc}")
         return CONFIG_ERROR
     return healthcheck(settings)

@@ -29,6 +29,9 @@ never appear in key names (they may hold braces); only hashes of them do.
   an app id -> us: the user's JWTs (of that app) issued before it are revoked. Beside the
   user's hash (same slot); expires ``TOKENSTORE_JWT_MAX_TTL`` after its last change. The
   per-app cut-off is the app watermark above.
+- ``wh:<webhook id>:failed`` hash: a webhook's dead letters, stream id -> JSON (webhooks/);
+  the webhook's consumer group on ``events`` is ``webhook:<id>``. Webhook ids are the config's
+  plain ``[A-Za-z0-9._-]`` names, never user input.
 - ``meta`` hash: ``tag_key``, the secret behind user tags, and ``layout``, the version of
   this layout; the one key with no expiry.
 
@@ -72,6 +75,9 @@ class Keys:
         """A key in the slot of key ``written`` (one of the keys above, all hash-tagged)."""
         slot_tag = written[written.index("{") : written.index("}") + 1]
         return f"{self.prefix}d:{slot_tag}"
+
+    def webhook_failures(self, webhook_id: str) -> str:
+        return f"{self.prefix}wh:{webhook_id}:failed"
 
     def user_events(self, tag: str) -> str:
         return f"{self.prefix}e:{{{tag}}}"

@@ -16,8 +16,8 @@ exited worker's, see ``mark_process_dead``). A scrape may therefore miss up to a
 of the other workers' requests (the next one has them), and a killed worker's last second is
 lost.
 
-Label values are route names, statuses, store operation names and fixed kinds: never a path,
-key, id or token.
+Label values are route names, statuses, store operation names, fixed kinds and webhook ids
+from the webhooks file: never a path, key, URL, user or token id, or token.
 """
 
 from __future__ import annotations
@@ -72,6 +72,16 @@ REDIS_ERRORS = Family("tokenstore_redis_errors", "Failed Redis round trips.", ("
 ISSUED = Family("tokenstore_tokens_issued", "Tokens minted or registered.", ("origin",))
 REVOCATIONS = Family("tokenstore_revocations", "Revocations that took effect.", ("kind",))
 INTROSPECTIONS = Family("tokenstore_introspections", "Introspection answers.", ("result",))
+WEBHOOK_DELIVERIES = Family(
+    "tokenstore_webhook_deliveries",
+    "Webhook delivery outcomes: delivered, retried (a failed attempt), dead_lettered, redelivered.",
+    ("webhook", "outcome"),
+)
+WEBHOOK_BACKLOG = Family(
+    "tokenstore_webhook_backlog_events",
+    "Events of the stream a webhook has not had a 2xx for yet (unread and pending).",
+    ("webhook",),
+)
 HISTOGRAMS = {f.name: f for f in (HTTP_SECONDS, REDIS_SECONDS)}
 
 _ORIGIN = ("minted", "registered")  # by `registered`
@@ -110,6 +120,8 @@ class Tally:
         self.feed_subscribers = feed_subscribers
         self.counters: dict[str, dict[Labels, int]] = {}
         self.histograms: dict[str, dict[Labels, Histogram]] = {}
+        # Gauges every process reports alike (a webhook's backlog): the largest is kept.
+        self.highest: dict[str, dict[Labels, float]] = {}
 
     def add(self, other: Tally) -> None:
         self.in_flight += other.in_flight
@@ -125,6 +137,10 @@ class Tally:
                     ours[labels].add(histogram)
                 else:
                     ours[labels] = histogram.copy()
+        for name, values in other.highest.items():
+            kept = self.highest.setdefault(name, {})
+            for labels, value in values.items():
+                kept[labels] = max(kept.get(labels, value), value)
 
     def dumps(self) -> bytes:
         return orjson.dumps(
@@ -136,6 +152,7 @@ class Tally:
                     name: [(labels, h.counts, h.sum) for labels, h in hs.items()]
                     for name, hs in self.histograms.items()
                 },
+                "highest": {name: list(g.items()) for name, g in self.highest.items()},
             }
         )
 
@@ -145,6 +162,8 @@ class Tally:
         tally = cls(raw["in_flight"], raw.get("feed_subscribers", 0))
         for name, items in raw["counters"].items():
             tally.counters[name] = {tuple(labels): n for labels, n in items}
+        for name, items in raw.get("highest", {}).items():
+            tally.highest[name] = {tuple(labels): value for labels, value in items}
         for name, items in raw["histograms"].items():
             histograms = tally.histograms[name] = {}
             for labels, counts, total in items:
@@ -167,11 +186,17 @@ class Tally:
             FEED_SUBSCRIBERS.name, FEED_SUBSCRIBERS.help, value=self.feed_subscribers
         )
         yield _histogram_family(REDIS_SECONDS, self.histograms.get(REDIS_SECONDS.name, {}))
-        for family in (REDIS_ERRORS, ISSUED, REVOCATIONS, INTROSPECTIONS):
+        for family in (REDIS_ERRORS, ISSUED, REVOCATIONS, INTROSPECTIONS, WEBHOOK_DELIVERIES):
             counter = CounterMetricFamily(family.name, family.help, labels=family.labels)
             for labels, n in self.counters.get(family.name, {}).items():
                 counter.add_metric(labels, n)
             yield counter
+        backlog = GaugeMetricFamily(
+            WEBHOOK_BACKLOG.name, WEBHOOK_BACKLOG.help, labels=WEBHOOK_BACKLOG.labels
+        )
+        for labels, value in self.highest.get(WEBHOOK_BACKLOG.name, {}).items():
+            backlog.add_metric(labels, value)
+        yield backlog
 
 
 def _histogram_family(family: Family, histograms: dict[Labels, Histogram]) -> Metric:
@@ -201,6 +226,8 @@ class Metrics:
         self._issued: Counter[str] = Counter()
         self._revocations: Counter[str] = Counter()
         self._answers = [0, 0]  # by `active`; both always shown, as before
+        self._webhook_outcomes: Counter[Labels] = Counter()
+        self._webhook_backlog: dict[Labels, float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -239,6 +266,14 @@ class Metrics:
     def revoked(self, kind: RevocationKind) -> None:
         self._revocations[kind] += 1
 
+    # --- webhook workers (service.webhooks) -------------------------------------------------
+
+    def webhook_delivery(self, webhook_id: str, outcome: str) -> None:
+        self._webhook_outcomes[webhook_id, outcome] += 1
+
+    def webhook_backlog(self, webhook_id: str, events: int) -> None:
+        self._webhook_backlog[(webhook_id,)] = float(events)
+
     # --- snapshots and exposition -----------------------------------------------------------
 
     def tally(self) -> Tally:
@@ -255,6 +290,8 @@ class Metrics:
             ("active",): self._answers[True],
             ("inactive",): self._answers[False],
         }
+        tally.counters[WEBHOOK_DELIVERIES.name] = dict(self._webhook_outcomes)
+        tally.highest[WEBHOOK_BACKLOG.name] = dict(self._webhook_backlog)
         return tally
 
     def write_snapshot(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from service.redis_client import AnyRedis
 
@@ -147,3 +148,68 @@ class RedisOps:
             key, low, high, count=count
         )
         return entries
+
+    # --- consumer groups and dead letters of webhooks (service.webhooks) --------------------
+
+    async def xgroup_create(self, key: str, group: str, at: str) -> bool:
+        """Create the group (and the stream) at id ``at``; False if the group exists."""
+        try:
+            await self._r.xgroup_create(key, group, id=at, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" in str(exc):
+                return False
+            raise
+        return True
+
+    async def xreadgroup(
+        self, key: str, group: str, consumer: str, *, count: int, block_ms: int
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        streams = await self._r.xreadgroup(group, consumer, {key: ">"}, count=count, block=block_ms)
+        return streams[0][1] if streams else []
+
+    async def xautoclaim(
+        self, key: str, group: str, consumer: str, min_idle_ms: int, count: int, start: str = "0-0"
+    ) -> tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]:
+        """Pending entries from ``start`` idle for ``min_idle_ms`` or more, now this
+        consumer's, and the id to go on from ("0-0": the end). Entries trimmed from the stream
+        meanwhile are dropped from the group by Redis."""
+        reply = await self._r.xautoclaim(key, group, consumer, min_idle_ms, start, count=count)
+        return _text(reply[0]), [entry for entry in reply[1] if entry[1] is not None]
+
+    async def xclaim_touch(self, key: str, group: str, consumer: str, entry_id: str) -> bool:
+        """Claim ``entry_id`` again for this consumer (resetting its idle time), if it is
+        still pending to it; False if another consumer took it over or acknowledged it."""
+        pending = await self._r.xpending_range(key, group, entry_id, entry_id, 1)
+        if not pending or _text(pending[0]["consumer"]) != consumer:
+            return False
+        claimed = await self._r.xclaim(key, group, consumer, 0, [entry_id], justid=True)
+        return bool(claimed)
+
+    async def xack(self, key: str, group: str, entry_id: str) -> int:
+        return int(await self._r.xack(key, group, entry_id))
+
+    async def xinfo_group(self, key: str, group: str) -> dict[str, Any] | None:
+        groups: list[dict[str, Any]] = await self._r.xinfo_groups(key)
+        for info in groups:
+            if _text(info["name"]) == group:
+                return info
+        return None
+
+    async def hset_expiring(self, key: str, field: str, value: bytes, px: int) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hset(key, field, value)
+        pipe.pexpire(key, px)
+        await pipe.execute()
+
+    async def hdel(self, key: str, field: str) -> int:
+        return int(await self._r.hdel(key, field))
+
+    async def hscan_some(self, key: str, count: int) -> dict[bytes, bytes]:
+        """Up to about ``count`` fields of a hash (one HSCAN round, or all of a small one)."""
+        found: dict[bytes, bytes] = {}
+        cursor = 0
+        while True:
+            cursor, page = await self._r.hscan(key, cursor, count=count)
+            found.update(page)
+            if cursor == 0 or len(found) >= count:
+                return found

@@ -5,18 +5,18 @@ and events it uses; like it, it never touches Redis itself.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from service import tokens
-from service.clock import now_ms
 from service.errors import BadRequest, Conflict
 from service.events import EventKind, SessionReason
 from service.records import TokenRecord
 from service.rule_types import ID_DRAWS, Actor, IssuedToken, parse_id
 from service.scope import Scope
-from service.storage import IdClash, Reused, Revoked
+from service.storage import IdClash, Reused, Revoked, Rotated
 from service.tokens import TokenId
 
 if TYPE_CHECKING:
@@ -90,24 +90,29 @@ class SessionRules:
     async def rotate(self, value: str, actor: Actor, *, scope: Scope) -> IssuedToken:
         """A new token in the same session for a live token ``value``, which stops being live;
         a rotated token presented again revokes its session (BadRequest ``token_reused``),
-        but within the grace, for the immediate predecessor of the live token only."""
+        but within the grace, for the immediate predecessor of the live token only.
+
+        One script decides, atomically; then, at once, the app index learns the successor and
+        the app's watermark is read again (it lives in other slots than the user's hash)."""
         tid = await self.tokens._locate(value)
-        digest = tokens.digest(value)
-        record = None if tid is None else await self.tokens._stored(tid, digest)
-        if tid is None or record is None or not scope.admits(record):
+        if tid is None:
             raise BadRequest("the token is not live", code="invalid_token")
-        if actor.via is not None and record.id != actor.via:
+        if actor.via is not None and str(tid) != actor.via:
             raise BadRequest("a user's own token rotates itself only", code="invalid_token")
-        # Before the rotation, as at issue: listings and sweeps of the app find the successor.
-        ttl_ms = record.expires_at - record.created_at
-        await self.tokens.store.index_token(record.app_id, tid, now_ms() + ttl_ms)
+        digest = tokens.digest(value)
         grace_ms = self.tokens.settings.rotation_grace * 1000
         for _ in range(ID_DRAWS):
             successor = tokens.new_id(tid.tag)
             new_value = tokens.mint(successor)
             try:
                 outcome = await self.tokens.store.rotate(
-                    tid, digest, successor, tokens.digest(new_value), grace_ms, {}
+                    tid,
+                    digest,
+                    successor,
+                    tokens.digest(new_value),
+                    grace_ms,
+                    user_id=scope.user_id,
+                    apps=scope.apps,
                 )
             except IdClash:
                 continue
@@ -115,22 +120,27 @@ class SessionRules:
                 raise BadRequest("the token is not live", code="invalid_token")
             if isinstance(outcome, Reused):
                 raise await self._reused(outcome, actor)
-            await self._unless_app_revoked(record, successor)
+            await self._settle(outcome, successor)
             if outcome.replaced is not None:
-                replaced = [Revoked(outcome.replaced, record.app_id)]
-                await self.tokens._emit(EventKind.TOKEN, replaced, actor, record.user_id)
+                replaced = [Revoked(outcome.replaced, outcome.record.app_id)]
+                await self.tokens._emit(EventKind.TOKEN, replaced, actor, outcome.record.user_id)
             self.tokens.observer.issued(registered=False)
             return IssuedToken(outcome.record, new_value)
         raise Conflict("could not draw a free token id; retry")
 
-    async def _unless_app_revoked(self, record: TokenRecord, successor: TokenId) -> None:
-        """The app's watermark lives in other slots than the rotation script's hash, so an app
-        revocation acknowledged after the read above could not stop the script: read it again
-        now, and undo the successor if the presented token is covered (a successor made before
-        the revocation is covered too; undoing it changes nothing)."""
-        marks = await self.tokens.store.watermarks(record.user_id)
-        if record.created_us < marks.get(record.app_id, 0):
-            await self.tokens.store.revoke_one(successor, user_id=None, apps=None)
+    async def _settle(self, outcome: Rotated, successor: TokenId) -> None:
+        """Index the successor for its app's listings and sweeps, and check the app's
+        watermark: an app revocation the script could not see (other slots) may cover the
+        presented token. Then the successor is undone (one made before that revocation is
+        covered too; undoing it changes nothing) and the rotation refused."""
+        record = outcome.record
+        store = self.tokens.store
+        _, marks = await asyncio.gather(
+            store.index_token(record.app_id, successor, record.expires_at),
+            store.watermarks(record.user_id),
+        )
+        if outcome.presented_created_us < marks.get(record.app_id, 0):
+            await store.revoke_one(successor, user_id=None, apps=None)
             raise BadRequest("the token is not live", code="invalid_token")
 
     async def _reused(self, reused: Reused, actor: Actor) -> BadRequest:

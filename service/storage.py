@@ -60,6 +60,7 @@ class SessionTerms:
 class Rotated:
     record: TokenRecord  # the successor
     replaced: TokenId | None  # a successor it replaced (a retry within the grace)
+    presented_created_us: int  # creation of the token presented (for its app's watermark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +119,15 @@ class Store(Protocol):
         successor: TokenId,
         successor_digest: bytes,
         grace_ms: int,
-        watermarks: Watermarks,
+        *,
+        user_id: str | None,
+        apps: Collection[str] | None,
     ) -> Rotated | Reused | None:
-        """Rotate the token ``tid`` whose value has ``digest``, atomically: its successor,
-        or the revoked session if it was rotated already (outside the grace), or None if it is
-        not live. Raises IdClash if ``successor`` is taken."""
+        """Rotate the token ``tid`` whose value has ``digest``, of ``user_id`` (None: any) in
+        ``apps`` (None: any), atomically: its successor, or the revoked session if it was
+        rotated already (outside the grace), or None if it is not live or out of that scope.
+        App watermarks are not checked (the caller does, after). Raises IdClash if
+        ``successor`` is taken."""
 
     async def revoke_session(
         self, session_id: TokenId, *, user_id: str | None, apps: Collection[str] | None

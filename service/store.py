@@ -8,6 +8,7 @@ through the per-tick batcher. Nothing here decides policy; that is service.py's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -229,6 +230,7 @@ class TokenStore:
             await self.ping()
             if not self.connector.embedded:
                 await self.check_eviction()  # CONFIG SET may have changed it since start-up
+                await self.keep_meta()
             return 0
         primaries = client.get_primaries()
         checks = await asyncio.gather(
@@ -243,7 +245,31 @@ class TokenStore:
         for check in failed:
             if not isinstance(check, Unavailable):
                 raise check
+        if not failed:  # else its shard may be the one down: the probe must not wait on it
+            with contextlib.suppress(Unavailable):
+                await self.keep_meta()
         return len(failed)
+
+    async def keep_meta(self) -> None:
+        """A Redis that came back empty (no persistence) lost the meta key while this process
+        kept serving with its tag key: write both back (every process holds the same key), so
+        that a process started later finds the tokens issued since instead of refusing them.
+        Raise KeyspaceRefused if another tag key was made meanwhile: this process's user tags
+        no longer match the keyspace's, and it must be restarted."""
+        ops = await self.ops()
+        with self.calls("check_meta"):
+            meta = await ops.hgetall(self.keys.meta)
+            if b"tag_key" not in meta:
+                log.warning("%s was missing (Redis lost its data?); written back", self.keys.meta)
+                await ops.hsetnx(self.keys.meta, "layout", str(LAYOUT_VERSION))
+                await ops.hsetnx(self.keys.meta, "tag_key", self._tag_key)
+                meta = await ops.hgetall(self.keys.meta)
+        if meta.get(b"tag_key") != self._tag_key:
+            raise _refused(
+                KeyspaceRefused,
+                f"{self.keys.meta} holds another tag key than this process's (Redis lost its "
+                "data and another process made a new one): restart this process",
+            )
 
     async def _primary_ready(self, node: ClusterNode) -> None:
         ops = await self.ops()
@@ -319,7 +345,9 @@ class TokenStore:
             raise NoSession
         record = TokenRecord.parse(str(tid), reply[1], reply[0])
         assert record is not None
-        return Issued(record, _revoked(tid.tag, reply[2:]))
+        if reply[2]:  # an app sweep dropped the user from the index meanwhile (issue.lua)
+            await self.apps.add_user(draft.app_id, tid.tag, now_ms() + ttl_ms + 1000)
+        return Issued(record, _revoked(tid.tag, reply[3:]))
 
     async def revoke_one(
         self, tid: TokenId, *, user_id: str | None, apps: Collection[str] | None
@@ -409,20 +437,23 @@ class TokenStore:
         successor: TokenId,
         successor_digest: bytes,
         grace_ms: int,
-        watermarks: Watermarks,
+        *,
+        user_id: str | None,
+        apps: Collection[str] | None,
     ) -> Rotated | Reused | None:
-        marks = [v for app, us in sorted(watermarks.items()) for v in (json_text(app), us)]
+        if apps is not None and not apps:
+            return None
+        user = b"" if user_id is None else json_text(user_id)
         args = [rid_field(tid), digest, rid_field(successor), successor_digest, grace_ms]
+        args += [PRUNE_BUDGET, user, *sorted(json_text(app) for app in apps or ())]
         script = (await self.scripts()).rotate
-        reply = await self.run(
-            "rotate", script, [self.keys.user(tid.tag)], [*args, PRUNE_BUDGET, *marks]
-        )
+        reply = await self.run("rotate", script, [self.keys.user(tid.tag)], args)
         outcome = reply[0]
         if outcome == b"ok":
             record = TokenRecord.parse(str(successor), reply[2], reply[1])
             assert record is not None
             replaced = TokenId(tid.tag, reply[3].hex()) if reply[3] else None
-            return Rotated(record, replaced)
+            return Rotated(record, replaced, int(reply[4]))
         if outcome == b"clash":
             raise IdClash
         if outcome == b"reused":

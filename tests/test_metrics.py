@@ -29,6 +29,8 @@ from service.metrics import (
     REDIS_ERRORS,
     REDIS_SECONDS,
     REVOCATIONS,
+    WEBHOOK_BACKLOG,
+    WEBHOOK_DELIVERIES,
     Metrics,
     Tally,
     mark_process_dead,
@@ -169,6 +171,8 @@ def observe_all(metrics: Metrics, rounds: int = 3) -> None:
         metrics.redis_call("issue", 0.02, "TimeoutError")
         metrics.issued(registered=n == 1)
         metrics.revoked(("token", "user", "limit")[n])
+        metrics.webhook_delivery("audit", ("delivered", "retried", "delivered")[n])
+        metrics.webhook_backlog("audit", n)
         metrics.started()  # one request per round still in flight
         metrics.feed_subscribers += 1  # and one feed stream per round open
 
@@ -188,8 +192,11 @@ def prometheus_client_text(rounds: int = 3) -> bytes:
     )
     counters = {
         f.name: prometheus_client.Counter(f.name, f.help, f.labels, registry=r)
-        for f in (REDIS_ERRORS, ISSUED, REVOCATIONS, INTROSPECTIONS)
+        for f in (REDIS_ERRORS, ISSUED, REVOCATIONS, INTROSPECTIONS, WEBHOOK_DELIVERIES)
     }
+    backlog = prometheus_client.Gauge(
+        WEBHOOK_BACKLOG.name, WEBHOOK_BACKLOG.help, WEBHOOK_BACKLOG.labels, registry=r
+    )
     counters[INTROSPECTIONS.name].labels("active")
     counters[INTROSPECTIONS.name].labels("inactive")
     for n in range(rounds):
@@ -205,6 +212,10 @@ def prometheus_client_text(rounds: int = 3) -> bytes:
         counters[REDIS_ERRORS.name].labels("issue", "TimeoutError").inc()
         counters[ISSUED.name].labels("registered" if n == 1 else "minted").inc()
         counters[REVOCATIONS.name].labels(("token", "user", "limit")[n]).inc()
+        counters[WEBHOOK_DELIVERIES.name].labels(
+            "audit", ("delivered", "retried", "delivered")[n]
+        ).inc()
+        backlog.labels("audit").set(n)
         in_flight.inc()
         feed.inc()
     text = prometheus_client.generate_latest(r).decode()
@@ -249,6 +260,23 @@ def test_workers_snapshots_add_up_and_an_exited_worker_is_no_longer_in_flight(
     live = {(IN_FLIGHT.name, no_labels): 3, (FEED_SUBSCRIBERS.name, no_labels): 3}
     assert parsed(scraped.render()) == pytest.approx(expected | live)  # `exited`'s are gone
     assert sorted(os.listdir(directory)) == [f"metrics_{pid}.json" for pid in (101, 102, 103)]
+
+
+def test_a_webhook_backlog_is_the_largest_any_worker_reports(tmp_path: Path) -> None:
+    # Every worker reads the same consumer group's backlog: a sum would count it N times.
+    directory = str(tmp_path)
+    scraped, other = Metrics(directory, 1), Metrics(directory, 2)
+    scraped.webhook_backlog("audit", 5)
+    other.webhook_backlog("audit", 7)
+    other.webhook_backlog("billing", 1)
+    other.webhook_delivery("audit", "delivered")
+    scraped.webhook_delivery("audit", "delivered")
+    other.write_snapshot()
+    samples = parsed(scraped.render())
+    assert samples[WEBHOOK_BACKLOG.name, frozenset({("webhook", "audit")})] == 7
+    assert samples[WEBHOOK_BACKLOG.name, frozenset({("webhook", "billing")})] == 1
+    delivered = frozenset({("webhook", "audit"), ("outcome", "delivered")})
+    assert samples[WEBHOOK_DELIVERIES.name + "_total", delivered] == 2
 
 
 async def test_a_worker_writes_its_snapshot_at_start_and_at_the_end(

@@ -191,6 +191,10 @@ async def test_who_may_rotate(
     status, _, body = await call_as(fresh, other, "POST", path, json={"token": second["token"]})
     assert (status, body["error"]) == (400, "invalid_token")
     assert await live(fresh, second["token"])
+    # Nor may it set off another app's reuse detection with a rotated token it got hold of.
+    status, _, body = await call_as(fresh, other, "POST", path, json={"token": first["token"]})
+    assert (status, body["error"]) == (400, "invalid_token")
+    assert await live(fresh, second["token"])
     # A rotated token presented by its holder is reuse, as from a client.
     status, _, body = await call_as(fresh, None, "POST", path, json={"token": first["token"]})
     assert (status, body["error"]) == (400, "token_reused")
@@ -236,10 +240,12 @@ async def test_an_app_revoked_during_a_rotation_leaves_no_live_successor(
     real_rotate = store.rotate
     successors: list[TokenId] = []
 
-    async def revoke_app_first(tid: TokenId, digest: bytes, successor: TokenId, *args: Any) -> Any:
+    async def revoke_app_first(
+        tid: TokenId, digest: bytes, successor: TokenId, *args: Any, **kwargs: Any
+    ) -> Any:
         await store.revoke_app("racy", 600_000)  # acknowledged before the script runs
         successors.append(successor)
-        return await real_rotate(tid, digest, successor, *args)
+        return await real_rotate(tid, digest, successor, *args, **kwargs)
 
     monkeypatch.setattr(store, "rotate", revoke_app_first)
     status, body = await rotate(client, login["token"])

@@ -16,7 +16,7 @@ from typing import Any, cast
 import pytest
 import redis
 from aiohttp import web
-from helpers import Client, issue, token_fields, user_hashes
+from helpers import ADMIN_HEADERS, Client, issue, token_fields, user_hashes
 from redis_servers import RedisServer
 
 from service.api.responses import STORE
@@ -271,3 +271,26 @@ async def test_tokens_without_their_meta_key_are_refused(
         finally:
             await store.close()
         assert admin.exists("ts:meta") == 0  # no new tag key was made over the old tokens
+
+
+async def test_a_redis_that_lost_its_data_gets_the_meta_key_back(
+    redis_server: RedisServer, clients_file: Path, aiohttp_client: Any
+) -> None:
+    """A Redis restarted empty under a running process: /readyz writes the meta key back with
+    the process's tag key, so a process started afterwards serves the tokens issued since."""
+    redis_server.flush()
+    settings = Settings(redis_url=redis_server.url, clients_file=str(clients_file))
+    running: Client = await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)
+    await issue(running, "alice")
+    redis_server.flush()  # as a restart without persistence would leave it
+    since = await issue(running, "alice")  # still issued under the process's tag key
+    assert (await running.get("/readyz")).status == 200
+    later = TokenStore(settings)
+    try:
+        assert [r.id for r in await later.list_user("alice")] == [since["id"]]
+    finally:
+        await later.close()
+    with redis.Redis.from_url(redis_server.url) as admin:
+        admin.hset("ts:meta", "tag_key", "made by another process")
+    response = await running.get("/readyz")
+    assert response.status == 503  # its user tags no longer match the keyspace's

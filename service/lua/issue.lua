@@ -6,7 +6,7 @@
 -- ARGV[9] idle lifetime s ('' or 0: none), ARGV[10] session lifetime ms ('': none; a new
 -- session only), ARGV[11] rid (hex) of a live session of this user and app to join ('': a
 -- new session, whose id is this token's)
--- returns {record, owner (JSON), evicted rid, evicted app (JSON), ...}, or false on an id
+-- returns {record, owner (JSON), reindex, evicted rid, evicted app (JSON), ...}, or false on an id
 -- clash (a plain reply, not an error: the caller draws another id), or 0 if the session to
 -- join is not live
 -- Creation is kept in microseconds so that "oldest" and watermark comparisons have no ties.
@@ -66,10 +66,19 @@ redis.call('HSET', key, ARGV[1], record)
 -- NX gives a new hash its expiry, GT pushes it out to the latest token's.
 redis.call('PEXPIREAT', key, expires, 'NX')
 redis.call('PEXPIREAT', key, expires, 'GT')
-local result = {record, owner}
+-- An app sweep may have dropped this user from an app's index after the caller indexed it
+-- and before this token existed (other slots: not atomic): '1' asks the caller to index again.
+local swept = tonumber(redis.call('HGET', key, 's') or '0')
+local reindex = ''
+if swept > 0 and now - swept < SWEPT_MS then
+  reindex = '1'
+elseif swept > 0 then
+  redis.call('HDEL', key, 's')
+end
+local result = {record, owner, reindex}
 local limit = tonumber(ARGV[3])
-if limit == 0 or redis.call('HLEN', key) - 2 < limit then
-  return result  -- fewer fields than the limit (+ owner, + maybe a cursor): nothing to evict
+if limit == 0 or redis.call('HLEN', key) - 1 <= limit then
+  return result  -- at most the limit even if every field but the owner were a token
 end
 local live = {}
 local flat = redis.call('HGETALL', key)

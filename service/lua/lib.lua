@@ -1,13 +1,17 @@
 -- Shared by the user-hash scripts (prepended to each when it is loaded; defines no globals).
--- A user hash (keys.py, layout v2) maps rid (8 bytes) -> record, plus 'u' (owner, JSON) and
--- 'c' (the prune cursor). A record (records.py) starts with its expiry (ms, 6 bytes) and creation time
+-- A user hash (keys.py, layout v2) maps rid (8 bytes) -> record, plus 'u' (owner, JSON),
+-- 'c' (the prune cursor) and 's' (when an app sweep last dropped the user from an app index, ms). A record (records.py) starts with its expiry (ms, 6 bytes) and creation time
 -- (us, 7 bytes), big-endian, then a 16-byte digest and one flags character; then the pieces,
 -- separated by \31: app (JSON), user (JSON, '' for the owner), ...
 local PIECES_AT = 31
 
 local function is_token(field)
-  return #field == 8  -- a rid; 'u' and 'c' are one byte
+  return #field == 8  -- a rid; 'u', 'c' and 's' are one byte
 end
+
+-- How long after an app sweep dropped a user from an app's index an issue re-indexes: longer
+-- than any issue takes between indexing its user and storing its token (Redis timeouts).
+local SWEPT_MS = 10000
 
 -- The unsigned big-endian integer of `width` bytes at `from` (exact below 2^53).
 local function number_at(s, from, width)
@@ -69,6 +73,7 @@ end
 -- A hash left with no token goes at once (its owner and cursor mean nothing alone).
 local function drop_if_empty(key)
   local others = redis.call('HEXISTS', key, 'u') + redis.call('HEXISTS', key, 'c')
+    + redis.call('HEXISTS', key, 's')
   if redis.call('HLEN', key) <= others then
     redis.call('UNLINK', key)
   end

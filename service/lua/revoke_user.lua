@@ -62,5 +62,13 @@ if latest > 0 then
 else
   redis.call('UNLINK', key)
 end
+if before ~= nil and kept == 0 then
+  -- An app sweep (the only caller with a time) drops this user from the app's index: an issue
+  -- that indexed the user before that and stores its token after it must index again.
+  redis.call('HSET', key, 's', string.format('%d', now))
+  if latest == 0 then
+    redis.call('PEXPIRE', key, SWEPT_MS)
+  end
+end
 result[1] = string.format('%d', kept)
 return result

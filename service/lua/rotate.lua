@@ -3,10 +3,11 @@
 -- ARGV[1] rid presented (8 bytes), ARGV[2] digest of the value presented (16 bytes),
 -- ARGV[3] rid of the successor (8 bytes), ARGV[4] digest of the successor's value,
 -- ARGV[5] grace ms (0: none), ARGV[6] prune budget,
--- ARGV[7], ARGV[8], ... pairs: app id (JSON), its watermark (us: tokens created before it
--- are revoked)
+-- ARGV[7] user id (JSON) the token must carry ('' for any: the caller's scope),
+-- ARGV[8..] app ids (JSON) it may belong to (none: any)
 -- returns one of
---   {'ok', successor record, owner (JSON), rid of a successor it replaces ('' if none)}
+--   {'ok', successor record, owner (JSON), rid of a successor it replaces ('' if none),
+--    the presented token's creation (us)}
 --   {'invalid'}: no live token of that value (unknown, expired, revoked, idle)
 --   {'clash'}: ARGV[3] is taken; draw another
 --   {'reused', user (JSON), session rid (hex), rid, app (JSON), ...}: the token was rotated
@@ -22,11 +23,14 @@ local now = math.floor(created / 1000)
 if not record or expires_of(record) <= now or string.sub(record, 14, 29) ~= ARGV[2] then
   return {'invalid'}
 end
-local app, _ = app_user_of(record)
-for i = 7, #ARGV, 2 do
-  if ARGV[i] == app and created_of(record) < tonumber(ARGV[i + 1]) then
-    return {'invalid'}
-  end
+-- Outside the caller's scope it is no token of theirs: not even its reuse is theirs to detect.
+-- (App watermarks live in other slots: the caller checks them after this script.)
+local app, holder = app_user_of(record)
+if holder == '' then
+  holder = redis.call('HGET', key, 'u')
+end
+if (ARGV[7] ~= '' and holder ~= ARGV[7]) or (#ARGV >= 8 and not is_listed(app, 8)) then
+  return {'invalid'}
 end
 if redis.call('HEXISTS', key, ARGV[3]) == 1 then
   return {'clash'}
@@ -72,4 +76,5 @@ redis.call('HSET', key, ARGV[1], with_session(body, fields))
 prune(key, now, tonumber(ARGV[6]))
 redis.call('HSET', key, ARGV[3], next_record)
 redis.call('PEXPIREAT', key, expires, 'GT')
-return {'ok', next_record, redis.call('HGET', key, 'u'), replaced}
+return {'ok', next_record, redis.call('HGET', key, 'u'), replaced,
+  string.format('%d', created_of(record))}

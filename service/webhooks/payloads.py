@@ -1,0 +1,74 @@
+"""What a webhook sends: the body of an event in the webhook's format, and the Standard
+Webhooks headers that sign it (the ``standardwebhooks`` reference library signs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from standardwebhooks.webhooks import Webhook as Signer
+
+from service.events import RevocationEvent
+from service.webhooks.config import Format, Webhook
+
+FUSIONAUTH_TYPE = "jwt.refresh-token.revoke"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One signed POST: the same ``webhook-id`` on every attempt (receivers dedupe on it)."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+def body(hook: Webhook, message_id: str, event: RevocationEvent, app_ttl_s: int) -> bytes:
+    if hook.format is Format.FUSIONAUTH:
+        return orjson.dumps({"event": _fusionauth(message_id, event, app_ttl_s)})
+    return orjson.dumps(
+        {
+            "type": f"revocation.{event.kind.value}",
+            "timestamp": _iso(event.at),
+            "data": {**event.public(), "revoked_before": event.revoked_before},
+        }
+    )
+
+
+def _fusionauth(message_id: str, event: RevocationEvent, app_ttl_s: int) -> dict[str, Any]:
+    # Receivers written for FusionAuth read these; ``applicationTimeToLiveInSeconds`` tells
+    # them how long a JWT of the app may still be presented (here the longest token lifetime).
+    fields: dict[str, Any] = {
+        "id": message_id,
+        "type": FUSIONAUTH_TYPE,
+        "createInstant": event.at,
+        "applicationId": event.app_id,
+        "applicationTimeToLiveInSeconds": {event.app_id: app_ttl_s},
+    }
+    if event.user_id is not None:
+        fields["userId"] = event.user_id
+    if len(event.ids) == 1:
+        fields["refreshTokenId"] = event.ids[0]
+    if event.info:
+        fields["info"] = event.info
+    return fields
+
+
+def sign(hook: Webhook, message_id: str, payload: bytes, sent_at: datetime) -> Message:
+    signature = Signer(hook.secret).sign(message_id, sent_at, payload.decode())
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signature,
+    }
+    return Message(payload, headers)
+
+
+def now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")

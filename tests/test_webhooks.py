@@ -1,0 +1,203 @@
+"""Signed webhooks delivered from the events stream to real receivers on loopback, on a
+standalone Redis and a Cluster: retries, a timeout, dead letters and their redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from helpers import ADMIN_HEADERS, issue
+from webhook_receivers import Receiver, write_webhooks
+
+from service.api.metrics import METRICS
+from service.api.responses import STORE
+from service.app import create_app
+from service.settings import Settings
+
+Client = TestClient[Any, Any]
+BACKENDS = pytest.mark.parametrize("backend", ["standalone", "cluster", "embedded"])
+FAST = {"webhook_timeout": 0.3, "webhook_claim_idle": 1.0, "webhook_backoff": 0.05}
+
+
+async def _service(aiohttp_client: Any, settings: Settings, hooks: Path, **extra: Any) -> Client:
+    settings = Settings(
+        redis_url=settings.redis_url, clients_file=settings.clients_file,
+        webhooks_file=str(hooks), **{**FAST, **extra},
+    )  # fmt: skip
+    client: Client = await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)
+    return client
+
+
+async def _revoke(client: Client, user_id: str = "alice", app_id: str = "web") -> str:
+    token = await issue(client, user_id, app_id)
+    response = await client.delete(f"/v1/tokens/{token['id']}")
+    assert response.status == 200
+    return str(token["id"])
+
+
+def _counter(client: Client, webhook: str, outcome: str) -> int:
+    counts = client.app[METRICS].tally().counters["tokenstore_webhook_deliveries"]
+    return int(counts.get((webhook, outcome), 0))
+
+
+@BACKENDS
+async def test_a_revocation_is_posted_signed_once(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    async with Receiver() as receiver:
+        hooks = write_webhooks(tmp_path, {"id": "audit", "url": receiver.url})
+        client = await _service(aiohttp_client, settings, hooks)
+        token_id = await _revoke(client)
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 1)
+        got = receiver.received[0]
+        assert got.body["type"] == "revocation.token"
+        assert got.body["data"]["ids"] == [token_id]
+        assert got.body["data"]["user_id"] == "alice"
+        assert got.webhook_id.count("-") == 1  # the events stream's id
+        await receiver.wait_for(lambda: _counter(client, "audit", "delivered") == 1)
+        await asyncio.sleep(1.3)  # past the claim idle time: nothing more, it was acknowledged
+        assert len(receiver.received) == 1
+
+
+@BACKENDS
+async def test_a_failing_receiver_gets_the_event_after_it_recovers_once(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    async with Receiver(lambda n: (0.0, 500 if n < 3 else 200)) as receiver:
+        hooks = write_webhooks(tmp_path, {"id": "flaky", "url": receiver.url})
+        client = await _service(aiohttp_client, settings, hooks)
+        first = await _revoke(client, "alice")
+        second = await _revoke(client, "bob")
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 2)
+        ids = [r.body["data"]["ids"][0] for r in receiver.delivered()]
+        assert ids == [first, second]  # in stream order, each once
+        assert [r.status for r in receiver.received[:3]] == [500, 500, 500]
+        assert len({r.webhook_id for r in receiver.received[:4]}) == 1  # retries: same id
+        assert _counter(client, "flaky", "retried") == 3
+
+
+@BACKENDS
+async def test_a_slow_receiver_times_out_and_the_event_is_retried(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    async with Receiver(lambda n: (1.0 if n == 0 else 0.0, 200)) as receiver:
+        hooks = write_webhooks(tmp_path, {"id": "slow", "url": receiver.url})
+        client = await _service(aiohttp_client, settings, hooks)
+        await _revoke(client)
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 1)
+        assert receiver.received[0].webhook_id == receiver.delivered()[0].webhook_id
+        assert _counter(client, "slow", "retried") >= 1
+
+
+@BACKENDS
+async def test_dead_letter_after_the_retry_window_then_redelivered(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    failing = True
+    async with Receiver(lambda n: (0.0, 503 if failing else 200)) as receiver:
+        hooks = write_webhooks(tmp_path, {"id": "down", "url": receiver.url})
+        client = await _service(aiohttp_client, settings, hooks, webhook_retry_for=1)
+        token_id = await _revoke(client)
+        await receiver.wait_for(lambda: _counter(client, "down", "dead_lettered") == 1)
+        response = await client.get("/v1/webhooks/down/failures")
+        assert response.status == 200
+        [failure] = (await response.json())["failures"]
+        assert failure["event"]["ids"] == [token_id]
+        assert failure["last_error"] == "HTTP 503" and failure["attempts"] >= 2
+        tries = len(receiver.received)
+        await asyncio.sleep(0.5)
+        assert len(receiver.received) == tries  # no more attempts once dead-lettered
+
+        path = f"/v1/webhooks/down/failures/{failure['event_id']}/redeliver"
+        response = await client.post(path)
+        assert await response.json() == {"delivered": False, "error": "HTTP 503"}
+        failing = False
+        response = await client.post(path)
+        assert await response.json() == {"delivered": True, "error": None}
+        assert receiver.delivered()[-1].webhook_id == failure["event_id"]
+        assert (await (await client.get("/v1/webhooks/down/failures")).json()) == {"failures": []}
+        assert (await client.post(path)).status == 404
+
+
+async def test_unknown_webhooks_and_malformed_ids(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    hooks = write_webhooks(tmp_path, {"id": "known", "url": "http://127.0.0.1:9/hook"})
+    client = await _service(aiohttp_client, settings, hooks)
+    cases = {
+        "/v1/webhooks/other/failures": ("GET", 404, "webhook_not_found"),
+        "/v1/webhooks/a%20b/failures": ("GET", 400, "invalid_webhook_id"),
+        "/v1/webhooks/known/failures/1-0/redeliver": ("POST", 404, "failure_not_found"),
+        "/v1/webhooks/known/failures/x/redeliver": ("POST", 400, "invalid_event_id"),
+    }
+    for path, (method, status, code) in cases.items():
+        response = await client.request(method, path)
+        assert (response.status, (await response.json())["error"]) == (status, code), path
+
+
+@BACKENDS
+async def test_fusionauth_format_and_the_webhook_s_events_and_apps(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    async with Receiver() as receiver:
+        hook = {"id": "fa", "url": receiver.url, "format": "fusionauth", "events": ["user"],
+                "apps": ["web"]}  # fmt: skip
+        client = await _service(aiohttp_client, settings, write_webhooks(tmp_path, hook))
+        await _revoke(client, "alice", "web")  # a token event: not wanted
+        await issue(client, "alice", "other")
+        await issue(client, "alice", "web")
+        response = await client.delete("/v1/users/alice/tokens")  # one event per app
+        assert response.status == 200
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 1)
+        await receiver.wait_for(lambda: _counter(client, "fa", "delivered") == 1)
+        await asyncio.sleep(0.3)
+        [got] = receiver.received
+        event = got.body["event"]
+        assert event["type"] == "jwt.refresh-token.revoke"
+        assert (event["applicationId"], event["userId"]) == ("web", "alice")
+        assert event["applicationTimeToLiveInSeconds"] == {"web": settings.max_ttl}
+        assert event["id"] == got.webhook_id and isinstance(event["createInstant"], int)
+
+
+@BACKENDS
+async def test_a_retrying_worker_sees_its_event_taken_over(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    # What lets a worker that looked dead stop retrying an event another replica now owns.
+    hooks = write_webhooks(tmp_path, {"id": "x", "url": "http://127.0.0.1:9/hook"})
+    client = await _service(aiohttp_client, settings, hooks)
+    store = client.app[STORE]
+    ops, key, group = await store.ops(), store.keys.events, "test-group"
+    await ops.xgroup_create(key, group, "$")
+    entry_id = (await ops.xadd(key, {"kind": "token", "app_id": "a"}, 0)).decode()
+    [(read_id, _)] = await ops.xreadgroup(key, group, "first", count=1, block_ms=10)
+    assert read_id.decode() == entry_id
+    assert await ops.xclaim_touch(key, group, "first", entry_id)
+    _cursor, claimed = await ops.xautoclaim(key, group, "second", 0, 1)
+    assert [entry[0].decode() for entry in claimed] == [entry_id]
+    assert not await ops.xclaim_touch(key, group, "first", entry_id)
+    assert await ops.xclaim_touch(key, group, "second", entry_id)
+    await ops.xack(key, group, entry_id)
+    assert not await ops.xclaim_touch(key, group, "second", entry_id)
+
+
+@BACKENDS
+async def test_a_deleted_consumer_group_is_created_again(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    # A Redis restarted empty (or an operator's XGROUP DESTROY): delivery resumes.
+    async with Receiver() as receiver:
+        hooks = write_webhooks(tmp_path, {"id": "again", "url": receiver.url})
+        client = await _service(aiohttp_client, settings, hooks)
+        store = client.app[STORE]
+        redis: Any = await store.client()
+        await redis.xgroup_destroy(store.keys.events, "webhook:again")
+        ops = await store.ops()
+        async with asyncio.timeout(10):  # the worker's next read finds no group, and makes it
+            while await ops.xinfo_group(store.keys.events, "webhook:again") is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await _revoke(client)
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 1)
