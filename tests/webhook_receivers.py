@@ -16,6 +16,8 @@ from aiohttp import web
 from redis_servers import HOST, free_port
 from standardwebhooks.webhooks import Webhook as Verifier
 
+from service.events import EventKind
+
 SECRET = "whsec_" + base64.b64encode(b"test webhook secret, 32 bytes..").decode()
 
 
@@ -89,7 +91,8 @@ def write_webhooks(directory: Path, *hooks: dict[str, Any]) -> Path:
     secret = directory / "webhook.secret"
     secret.write_text(SECRET + "\n")
     os.chmod(secret, 0o600)
-    defaults = {"events": ["token", "user", "app", "session"], "apps": ["*"], "format": "standard"}
+    every_kind = [kind.value for kind in EventKind]
+    defaults = {"events": every_kind, "apps": ["*"], "format": "standard"}
     entries = [{**defaults, **hook, "secret_file": str(secret)} for hook in hooks]
     path = directory / "webhooks.json"
     path.write_text(json.dumps({"webhooks": entries}))
