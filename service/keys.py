@@ -24,7 +24,8 @@ never appear in key names (they may hold braces); only hashes of them do.
   each revocation so that WAIT always has a write of its own connection to wait for, even
   when the revocation changed nothing (a retry after a 503): the slot tag of the key written.
 - ``jd:{<hash of iss and jti>}`` string, only with JWTs configured: a denied JWT (issuer and
-  ``jti``); expires when the JWT does (``PXAT`` its ``exp``). Its own slot.
+  ``jti``); expires a minute after the JWT (``PXAT``, jwt_rules.CLOCK_MARGIN_MS). Its own
+  slot.
 - ``jc:{tag}`` hash, only with JWTs configured: the user's JWT cut-offs, ``*`` (every app) or
   an app id -> us: the user's JWTs (of that app) issued before it are revoked. Beside the
   user's hash (same slot); expires ``TOKENSTORE_JWT_MAX_TTL`` after its last change. The
