@@ -24,11 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from service import config_fields
 from service.clients import ApiClient, ClientRegistry, Permission, hash_secret, new_secret
 from service.settings import Settings, env_name
-from service.validation import MAX_ID_CHARS
 
-ALL_APPS = "*"
+ALL_APPS = config_fields.ALL_APPS
 FIELDS = ("id", "secret_sha256", "permissions", "apps")
 # Ids go into logs, events and Basic credentials (where a ':' would end the id).
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -117,7 +117,9 @@ def _entry(source: str, index: int, raw: Any) -> ApiClient:
 
 def build(client_id: Any, digest: bytes, permissions: Any, apps: Any) -> ApiClient:
     """A validated client; ValueError says which field is wrong."""
-    return ApiClient(_client_id(client_id), digest, _permissions(permissions), _apps(apps))
+    return ApiClient(
+        _client_id(client_id), digest, _permissions(permissions), config_fields.apps(apps)
+    )
 
 
 def _client_id(value: Any) -> str:
@@ -136,30 +138,11 @@ def _digest(value: Any) -> bytes:
     return bytes.fromhex(value)
 
 
-def _string_list(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name}: expected a non-empty array of strings")
-    return value
-
-
 def _permissions(value: Any) -> frozenset[Permission]:
-    names = _string_list("permissions", value)
-    known = {p.value for p in Permission}
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise ValueError(f"permissions: unknown {unknown} (expected some of {sorted(known)})")
-    return frozenset(Permission(name) for name in names)
-
-
-def _apps(value: Any) -> frozenset[str] | None:
-    apps = _string_list("apps", value)
-    if ALL_APPS in apps:
-        if len(apps) > 1:
-            raise ValueError(f'apps: "{ALL_APPS}" (every app) cannot be combined with app ids')
-        return None
-    if not all(1 <= len(app) <= MAX_ID_CHARS for app in apps):
-        raise ValueError(f"apps: app ids are 1 to {MAX_ID_CHARS} characters")
-    return frozenset(apps)
+    known = sorted(p.value for p in Permission)
+    return frozenset(
+        Permission(name) for name in config_fields.some_of("permissions", value, known)
+    )
 
 
 def _check_unique(source: str, clients: Sequence[ApiClient]) -> None:

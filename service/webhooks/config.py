@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from service import config_fields
 from service.events import EventKind, RevocationEvent
-from service.validation import MAX_ID_CHARS
 
-ALL_APPS = "*"
 FIELDS = ("id", "url", "secret_file", "events", "apps", "format")
 SECRET_PREFIX = "whsec_"
 # Ids name consumer groups, Redis keys and metric labels: a short plain alphabet.
@@ -99,7 +98,7 @@ def _entry(source: str, index: int, raw: Any) -> Webhook:
             url=_url(raw["url"]),
             secret=read_secret(_string("secret_file", raw["secret_file"])),
             events=_events(raw["events"]),
-            apps=_apps(raw["apps"]),
+            apps=config_fields.apps(raw["apps"]),
             format=_format(raw["format"]),
         )
     except ValueError as exc:
@@ -128,30 +127,9 @@ def _url(value: Any) -> str:
     return url
 
 
-def _string_list(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name}: expected a non-empty array of strings")
-    return value
-
-
 def _events(value: Any) -> frozenset[EventKind]:
-    names = _string_list("events", value)
-    known = [kind.value for kind in EventKind]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise ValueError(f"events: unknown {unknown} (expected some of {known})")
+    names = config_fields.some_of("events", value, [kind.value for kind in EventKind])
     return frozenset(EventKind(name) for name in names)
-
-
-def _apps(value: Any) -> frozenset[str] | None:
-    apps = _string_list("apps", value)
-    if ALL_APPS in apps:
-        if len(apps) > 1:
-            raise ValueError(f'apps: "{ALL_APPS}" (every app) cannot be combined with app ids')
-        return None
-    if not all(1 <= len(app) <= MAX_ID_CHARS for app in apps):
-        raise ValueError(f"apps: app ids are 1 to {MAX_ID_CHARS} characters")
-    return frozenset(apps)
 
 
 def _format(value: Any) -> Format:
