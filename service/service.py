@@ -154,20 +154,23 @@ class TokenService:
                 found = jwt if jwt is not None and scope.admits(jwt) else None
                 self.observer.introspected(found is not None)
                 return found
-        tid = await self._locate(value)
-        record = None if tid is None else await self._live(tid, tokens.digest(value))
+        digest = tokens.digest(value)
+        tid = await self._locate(value, digest)
+        record = None if tid is None else await self._live(tid, digest)
         answer = record if record is not None and scope.admits(record) else None
         self.observer.introspected(answer is not None)
         if answer is not None and answer.idle_ttl and tid is not None:
             self.uses.note(tid, answer, now_ms())
         return answer
 
-    async def _locate(self, value: str) -> TokenId | None:
+    async def _locate(self, value: str, digest: bytes) -> TokenId | None:
+        """The id of the token ``value`` (whose digest is ``digest``): read off a minted one,
+        looked up for a registered one."""
         if not 0 < len(value) <= tokens.MAX_TOKEN_CHARS:
             return None
         if tokens.looks_minted(value):
             return tokens.parse_minted(value)
-        return await self.store.find_registered(tokens.digest(value))
+        return await self.store.find_registered(digest)
 
     async def _live(self, tid: TokenId, digest: bytes | None) -> TokenRecord | None:
         record = await self._stored(tid, digest)
@@ -251,13 +254,14 @@ class TokenService:
         return [] if revoked is None else [str(tid)]
 
     async def revoke_token(self, value: str, actor: Actor, *, scope: Scope) -> list[str]:
-        tid = await self._locate(value)
-        record = None if tid is None else await self._live(tid, tokens.digest(value))
+        digest = tokens.digest(value)
+        tid = await self._locate(value, digest)
+        record = None if tid is None else await self._live(tid, digest)
         if record is None or not scope.admits(record):
             return []
         revoked = await self.revoke_id(record.id, actor, scope=scope)
         if not tokens.looks_minted(value):
-            await self.store.drop_pointer(tokens.digest(value))
+            await self.store.drop_pointer(digest)
         return revoked
 
     async def revoke_user(

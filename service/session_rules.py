@@ -94,12 +94,12 @@ class SessionRules:
 
         One script decides, atomically; then, at once, the app index learns the successor and
         the app's watermark is read again (it lives in other slots than the user's hash)."""
-        tid = await self.tokens._locate(value)
+        digest = tokens.digest(value)
+        tid = await self.tokens._locate(value, digest)
         if tid is None:
             raise BadRequest("the token is not live", code="invalid_token")
         if actor.via is not None and str(tid) != actor.via:
             raise BadRequest("a user's own token rotates itself only", code="invalid_token")
-        digest = tokens.digest(value)
         grace_ms = self.tokens.settings.rotation_grace * 1000
         for _ in range(ID_DRAWS):
             successor = tokens.new_id(tid.tag)
