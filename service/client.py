@@ -18,6 +18,14 @@ revocations arrive, so a revocation is normally seen within milliseconds
 - ``event: reset`` (the events after our id are gone): the whole cache is dropped.
 - The service unreachable or failing: ``check`` raises GatewayError, the middleware answers
   503. Never a cached or assumed "yes" beyond the hint.
+
+``local_jwt=True``: JWTs of the service's issuers are verified here, with the policy and keys
+the service serves (``/v1/jwt/config``), against the deny-list and cut-offs rebuilt from the
+feed (service/gateway_jwt.py): no request per check. A JWT naming a key we do not hold makes
+the keys be fetched again (at most every ``KEYS_REFETCH_S``); a JWT of no key of ours, and any
+other token, is checked as above. Such checks fail closed (GatewayError) until the feed has
+replayed the revocations of the longest JWT lifetime, and once it has been lost for more than
+``jwt_grace`` seconds.
 """
 
 from __future__ import annotations
@@ -39,9 +47,20 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from service import sse
+from service.clock import now_ms
 from service.events import RevocationEvent
 from service.gateway_cache import EVERYTHING, AnswerCache, Invalidation
+from service.gateway_jwt import LocalJwt, StaleState
 from service.identity import Identity, bearer_token
+from service.jwt_verify import (
+    JwksError,
+    JwtClaims,
+    JwtPolicy,
+    JwtVerifier,
+    looks_like_jwt,
+    named_kid,
+    parse_jwks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +70,16 @@ _MAX_AGE = re.compile(r"(?:^|[,\s])max-age=(\d+)")
 DEFAULT_SILENCE = 60.0
 
 
+KEYS_REFRESH_S = 300.0
+KEYS_REFETCH_S = 10.0
+
+
 class GatewayError(Exception):
     """tokenstore gave no usable answer (unreachable, 5xx, unexpected reply): fail closed."""
+
+
+class _StartOver(GatewayError):
+    """The feed lost events the JWT deny-list needs: it is rebuilt from a new replay."""
 
 
 def max_age(cache_control: str) -> int:
@@ -78,7 +105,11 @@ class GatewayClient:
         max_entries: int = 100_000,
         timeout: float = 2.0,
         backoff: tuple[float, float] = (0.1, 10.0),
+        local_jwt: bool = False,
+        jwt_grace: float = 30.0,
     ) -> None:
+        if local_jwt and not follow_feed:
+            raise ValueError("local_jwt needs the revocation feed (follow_feed=True)")
         self.base_url = base_url.rstrip("/")
         self._authorization = authorization
         self._follow_feed = follow_feed
@@ -93,6 +124,14 @@ class GatewayClient:
         self.feed_connected = False
         self.feed_connections = 0
         self._silence = DEFAULT_SILENCE
+        self._local_jwt = local_jwt
+        self._jwt_grace = jwt_grace
+        self.jwt: LocalJwt | None = None  # once the service's JWT policy and keys are fetched
+        self._jwt_synced = asyncio.Event()
+        self._replaying_since = False  # this feed connection replays by time (``since``)
+        self._keys_task: asyncio.Task[None] | None = None
+        self._last_keys_fetch = -float("inf")
+        self._refresher: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -103,11 +142,13 @@ class GatewayClient:
             self._feed = asyncio.create_task(self._follow())
 
     async def close(self) -> None:
-        feed, self._feed = self._feed, None
-        if feed is not None:
-            feed.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feed
+        tasks = [self._feed, self._refresher, self._keys_task]
+        self._feed = self._refresher = self._keys_task = None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, GatewayError):
+                    await task
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -125,6 +166,21 @@ class GatewayClient:
 
     async def check(self, token: str) -> Identity | None:
         """The identity of a live token, None otherwise; GatewayError if unanswerable."""
+        if self._local_jwt and looks_like_jwt(token):
+            local = self.jwt
+            if local is None or not local.synced:
+                local = await self._wait_for_jwt_state()
+            verdict = local.verifier.verify(token)
+            if verdict is None and local.verifier.names_unknown_key(token):
+                await self._fetch_keys(token)
+                verdict = local.verifier.verify(token)
+            if isinstance(verdict, JwtClaims):
+                try:
+                    return local.identity(verdict)
+                except StaleState as exc:
+                    raise GatewayError(str(exc)) from None
+            if verdict is not None:
+                return None  # a JWT of ours, invalid: expired, forged, of another audience...
         key = _key(token)
         entry = self.cache.get(key, time.monotonic())
         if entry is not None:
@@ -174,6 +230,70 @@ class GatewayClient:
             self.cache.put(key, identity, asked_at + seconds, mark)
         return identity
 
+    # --- local JWTs -------------------------------------------------------------------------
+
+    async def _wait_for_jwt_state(self) -> LocalJwt:
+        try:
+            await asyncio.wait_for(self._jwt_synced.wait(), self._timeout.total)
+        except TimeoutError:
+            raise GatewayError("the JWT deny-list is not synced with the feed yet") from None
+        assert self.jwt is not None
+        return self.jwt
+
+    async def _jwt_config(self, kid: str | None = None) -> tuple[JwtPolicy, JwtVerifier]:
+        """The service's policy and keys (a verifier of them); GatewayError if unavailable."""
+        if self._session is None:
+            raise GatewayError("GatewayClient is not started")
+        headers = {hdrs.AUTHORIZATION: self._authorization} if self._authorization else {}
+        params = {"kid": kid} if kid is not None else {}
+        try:
+            async with self._session.get(
+                f"{self.base_url}/v1/jwt/config",
+                headers=headers,
+                params=params,
+                timeout=self._timeout,
+            ) as response:
+                body = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GatewayError(f"tokenstore unreachable: {exc!r}") from exc
+        if response.status != 200:
+            raise GatewayError(f"tokenstore answered {response.status} to /v1/jwt/config")
+        try:
+            config = orjson.loads(body)
+            policy = JwtPolicy.from_public(config)
+            keys = parse_jwks(config.get("jwks"), "/v1/jwt/config")
+        except (orjson.JSONDecodeError, AttributeError, ValueError, JwksError) as exc:
+            raise GatewayError(f"unusable /v1/jwt/config answer: {exc}") from None
+        return policy, JwtVerifier(policy, keys)
+
+    async def _fetch_keys(self, token: str | None = None) -> None:
+        """Fetches the keys again (a JWT named one we do not hold: at most every
+        ``KEYS_REFETCH_S``, concurrent callers sharing one request)."""
+        if self._keys_task is None:
+            if token is not None and time.monotonic() - self._last_keys_fetch < KEYS_REFETCH_S:
+                return
+            self._last_keys_fetch = time.monotonic()
+            kid = None if token is None else named_kid(token)
+            self._keys_task = asyncio.create_task(self._replace_keys(kid))
+            self._keys_task.add_done_callback(self._keys_fetched)
+        with contextlib.suppress(GatewayError):
+            await asyncio.shield(self._keys_task)
+
+    def _keys_fetched(self, task: asyncio.Task[None]) -> None:
+        self._keys_task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("cannot fetch the JWT keys: %s", task.exception())
+
+    async def _replace_keys(self, kid: str | None) -> None:
+        _, verifier = await self._jwt_config(kid)
+        if self.jwt is not None:
+            self.jwt.verifier.replace_keys(verifier.key_set)
+
+    async def _refresh_keys(self) -> None:
+        while True:
+            await asyncio.sleep(KEYS_REFRESH_S)
+            await self._fetch_keys()
+
     def middleware(self, *, scopes: Iterable[str] = (), app: str | None = None) -> Middleware:
         """aiohttp middleware: 401 unless a live token (of ``app``, if given) with ``scopes``;
         403 if it lacks a scope; 503 if tokenstore cannot answer. The identity is put in
@@ -209,6 +329,10 @@ class GatewayClient:
         delay = low
         while True:
             try:
+                if self._local_jwt and self.jwt is None:
+                    _, verifier = await self._jwt_config()
+                    self.jwt = LocalJwt(verifier, self._jwt_grace)
+                    self._refresher = asyncio.create_task(self._refresh_keys())
                 await self._listen()
             except (aiohttp.ClientError, TimeoutError, ValueError, GatewayError) as exc:
                 log.warning("revocation feed lost: %r", exc)
@@ -227,9 +351,14 @@ class GatewayClient:
             headers["Last-Event-ID"] = self.last_event_id
         if self._authorization:
             headers[hdrs.AUTHORIZATION] = self._authorization
+        params: dict[str, str] = {}
+        self._replaying_since = self.jwt is not None and not self.last_event_id
+        if self.jwt is not None and self._replaying_since:
+            # No position yet: every revocation a live JWT may have met, by time.
+            params["since"] = str(self.jwt.revocations.replay_since(now_ms()))
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.total)
         async with self._session.get(
-            f"{self.base_url}/v1/events", headers=headers, timeout=timeout
+            f"{self.base_url}/v1/events", headers=headers, params=params, timeout=timeout
         ) as response:
             if response.status != 200:
                 raise GatewayError(f"the feed answered {response.status}")
@@ -247,16 +376,37 @@ class GatewayClient:
             self.feed_connections += 1
             heartbeat = float(orjson.loads(message.data).get("heartbeat", DEFAULT_SILENCE))
             self._silence = 3 * heartbeat + 1
+            if self.jwt is not None:
+                self.jwt.feed_ready()
+                self._jwt_synced.set()
         elif message.event == "reset":
             self.cache.invalidate(EVERYTHING)
+            self._on_reset()
         elif message.event and message.data:
             event = RevocationEvent.from_feed(message.event, message.data)
             if event is not None:  # another kind (of a newer service) revokes nothing we cache
                 self.cache.invalidate(Invalidation.from_event(event))
+                if self.jwt is not None:
+                    self.jwt.revocations.apply(event, now_ms())
         if message.id is not None:
             self.last_event_id = message.id
 
+    def _on_reset(self) -> None:
+        if self.jwt is None:
+            return
+        if self._replaying_since:
+            # Events older than the service keeps were trimmed: the replay of the rest follows.
+            log.warning("the revocation feed keeps less than the longest JWT lifetime")
+            return
+        # Events after our position are gone, revocations among them: replay by time again.
+        self.jwt.start_over()
+        self._jwt_synced.clear()
+        self.last_event_id = None
+        raise _StartOver("the revocation feed lost events: rebuilding the JWT deny-list")
+
     def _feed_lost(self) -> None:
+        if self.jwt is not None:
+            self.jwt.feed_lost()
         self.feed_connected = False
         self._silence = DEFAULT_SILENCE
         # Revocations may now go unheard: cached answers must not outlive that knowledge.

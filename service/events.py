@@ -21,8 +21,9 @@ class EventKind(enum.StrEnum):
     USER = "user"  # a user's tokens: all, or one app's (scope USER_APP)
     APP = "app"  # every token of an app created before ``revoked_before``
     SESSION = "session"  # every token of one session (``session_id``), for ``reason``
-    # JWTs: one denied (``ids``: its jti), or a user's cut off (``revoked_before``, no ids).
-    # An app's JWTs are cut off by its APP event.
+    # JWTs: one denied (``ids``: its jti; ``issuer``, None for every configured one; denied
+    # until ``expires_at``), or a user's cut off (``revoked_before``, no ids). An app's JWTs
+    # are cut off by its APP event.
     JWT = "jwt"
 
 
@@ -34,7 +35,10 @@ class SessionReason(enum.StrEnum):
 
 USER_APP = "user_app"  # the scope of a USER event limited to one app
 # What the feed tells subscribers, besides ids (``actor``, ``via`` and ``info`` stay inside).
-_FEED_FIELDS = ("app_id", "user_id", "scope", "session_id", "reason", "revoked_before", "at")
+_FEED_FIELDS = (
+    "app_id", "user_id", "scope", "session_id", "reason", "revoked_before", "issuer",
+    "expires_at", "at",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,8 @@ class RevocationEvent:
     revoked_before: int | None = None  # APP events, epoch ms
     session_id: str | None = None  # SESSION events
     reason: str | None = None  # SESSION events: a SessionReason
+    issuer: str | None = None  # JWT events denying a jti
+    expires_at: int | None = None  # JWT events denying a jti: until when (epoch ms)
     actor: str = "anonymous"  # client id, "self" (a user's own token) or "limit"
     via: str | None = None  # "self": the id of the token presented
     at: int = 0  # epoch ms
@@ -60,11 +66,13 @@ class RevocationEvent:
             fields["ids"] = ",".join(self.ids)
         optional = {
             "user_id": self.user_id, "scope": self.scope, "via": self.via,
-            "session_id": self.session_id, "reason": self.reason,
+            "session_id": self.session_id, "reason": self.reason, "issuer": self.issuer,
         }  # fmt: skip
         fields.update((name, value) for name, value in optional.items() if value is not None)
         if self.revoked_before is not None:
             fields["revoked_before"] = self.revoked_before
+        if self.expires_at is not None:
+            fields["expires_at"] = self.expires_at
         fields["actor"] = self.actor
         fields["at"] = self.at
         if self.info:
@@ -89,6 +97,8 @@ class RevocationEvent:
             revoked_before=_number(fields.get("revoked_before")),
             session_id=_text(fields.get("session_id")),
             reason=_text(fields.get("reason")),
+            issuer=_text(fields.get("issuer")),
+            expires_at=_number(fields.get("expires_at")),
             actor=str(fields.get("actor", "anonymous")),
             via=_text(fields.get("via")),
             at=_number(fields.get("at")) or 0,
@@ -106,11 +116,18 @@ class RevocationEvent:
             "ids": list(self.ids),
             "scope": self.scope,
             **({"session_id": self.session_id, "reason": self.reason} if self.session_id else {}),
-            **({"revoked_before": self.revoked_before} if self.kind == EventKind.JWT else {}),
+            **(self._jwt_fields() if self.kind == EventKind.JWT else {}),
             "actor": self.actor,
             "via": self.via,
             "at": self.at,
             "info": self.info,
+        }
+
+    def _jwt_fields(self) -> dict[str, Any]:
+        return {
+            "revoked_before": self.revoked_before,
+            "issuer": self.issuer,
+            "expires_at": self.expires_at,
         }
 
     def feed_body(self) -> dict[str, Any]:

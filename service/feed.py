@@ -70,6 +70,19 @@ def events_lost_after(state: StreamState | None, event_id: str) -> bool:
     return after < event_key(oldest_kept)
 
 
+def events_lost_since(state: StreamState | None, since_ms: int) -> bool:
+    """True if events written at or after ``since_ms`` (epoch ms) may have been trimmed."""
+    if state is None or state.entries_added == state.length:
+        return False  # no stream (no events), or nothing ever removed
+    oldest_kept = state.first_id if state.length else state.last_id
+    return event_key(oldest_kept) > (since_ms, 0)
+
+
+def just_before(since_ms: int) -> str:
+    """The stream id right before every event written at or after ``since_ms``."""
+    return f"{since_ms - 1}-{2**64 - 1}" if since_ms > 0 else "0-0"
+
+
 @dataclass(frozen=True, slots=True)
 class FeedEvent:
     id: str

@@ -48,6 +48,9 @@ class Invalidation:
             return identity.app_id == self.app_id
         if self.kind == EventKind.USER and identity.user_id == self.user_id:
             return not self.one_app or identity.app_id == self.app_id
+        if self.kind == EventKind.JWT and identity.user_id == self.user_id and not self.ids:
+            # A user's JWTs cut off: of every app (no app_id) or of one.
+            return not self.app_id or identity.app_id == self.app_id
         return False
 
 
@@ -112,7 +115,7 @@ class AnswerCache:
         keys = {self._by_id[i] for i in event.ids if i in self._by_id}
         if event.kind == EventKind.APP:
             keys |= self._by_app.get(event.app_id, set())
-        elif event.kind == EventKind.USER and event.user_id is not None:
+        elif event.kind in (EventKind.USER, EventKind.JWT) and event.user_id is not None:
             keys |= {k for k in self._by_user.get(event.user_id, set()) if self._hit(k, event)}
         for key in keys:
             self._remove(key)

@@ -9,24 +9,32 @@ second of a cut-off, after it, is cut off too (the safe side).
 
 from __future__ import annotations
 
-import re
 import time
+from dataclasses import dataclass
 
 from service.errors import BadRequest, Forbidden
 from service.jwks_fetch import JwksFetcher
-from service.jwt_verify import INVALID, JwtClaims, JwtVerifier, Verdict
+from service.jwt_verify import JTI_RE, JwtClaims, JwtVerifier, KeySet, Verdict
 from service.records import TokenRecord, json_text
 from service.scope import Scope
 from service.settings import Settings
 from service.storage import Store
 
 JWT_TYPE = b'"JWT"'
-# A jti goes into JSON answers and X-Token-Id as it is: printable ASCII without " and \.
-_JTI_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
 _EMPTY_PIECES = [b"", b"", b""]  # client name, device name, metadata
 # A deny key outlives its JWT by this much: PyJWT judges exp by this host's clock, the key
 # expires by Redis's; a Redis clock ahead by less than this cannot revive a denied JWT.
 CLOCK_MARGIN_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class JwtDenial:
+    """A denied jti: of ``issuer`` (None: every configured issuer), until ``expires_at``
+    (epoch ms)."""
+
+    jti: str
+    issuer: str | None
+    expires_at: int
 
 
 def as_record(claims: JwtClaims) -> TokenRecord:
@@ -53,7 +61,9 @@ class JwtRules:
         url = settings.jwt_jwks_url
         self.fetcher = None if url is None else JwksFetcher(url, verifier)
         self._issuers = settings.jwt_issuers
-        self._lifetime_ms = settings.jwt_max_ttl * 1000
+        # A JWT is accepted up to the leeway past its exp: denials and cut-offs last as long.
+        self._lifetime_ms = (settings.jwt_max_ttl + settings.jwt_leeway) * 1000
+        self._margin_ms = settings.jwt_leeway * 1000 + CLOCK_MARGIN_MS
 
     async def verify(self, value: str) -> Verdict:
         """The verdict on ``value``; a JWT naming a kid we do not hold makes a JWKS URL be
@@ -64,11 +74,14 @@ class JwtRules:
             return verdict
         return self._verify(value) if await fetcher.on_unknown_kid() else None
 
+    async def key_set(self, kid: str | None) -> KeySet:
+        """The keys held; first fetched again (rate-limited) if ``kid`` is not among them."""
+        if kid is not None and self.fetcher is not None and not self.verifier.holds(kid):
+            await self.fetcher.on_unknown_kid()
+        return self.verifier.key_set
+
     def _verify(self, value: str) -> Verdict:
-        verdict = self.verifier.verify(value)
-        if isinstance(verdict, JwtClaims) and _JTI_RE.fullmatch(verdict.jti) is None:
-            return INVALID
-        return verdict
+        return self.verifier.verify(value)
 
     async def live(self, claims: JwtClaims) -> TokenRecord | None:
         """The JWT's record unless it is revoked (one batched round trip)."""
@@ -90,15 +103,16 @@ class JwtRules:
         claims = await self.verify(value)
         if not isinstance(claims, JwtClaims) or not scope.admits(as_record(claims)):
             raise BadRequest("not a valid JWT of a configured issuer", code="invalid_token")
-        await self.store.deny_jwt(claims.issuer, claims.jti, claims.expires_at_ms + CLOCK_MARGIN_MS)
+        await self.store.deny_jwt(claims.issuer, claims.jti, claims.expires_at_ms + self._margin_ms)
         return claims
 
     async def deny_jti(
         self, jti: str, exp_s: int, issuer: str | None, app_id: str | None, scope: Scope
-    ) -> None:
+    ) -> int | None:
         """Deny the JWT ``jti`` of ``issuer`` (None: of every issuer configured) until
-        ``exp_s`` (epoch s; capped at the longest JWT lifetime from now)."""
-        if _JTI_RE.fullmatch(jti) is None:
+        ``exp_s`` (epoch s; capped at the longest JWT lifetime from now); returns that time
+        in epoch ms, None if it has passed (nothing to deny)."""
+        if JTI_RE.fullmatch(jti) is None:
             raise BadRequest('jti must be 1 to 256 printable ASCII characters, no " nor \\')
         if scope.user_id is not None:
             raise Forbidden("a user's own JWT revokes itself with the token form only")
@@ -106,11 +120,12 @@ class JwtRules:
             raise Forbidden("this client may revoke the JWTs of its own apps only (app_id)")
         now_ms = int(time.time() * 1000)
         expires_at_ms = min(exp_s * 1000, now_ms + self._lifetime_ms)
-        if expires_at_ms <= now_ms:  # expired already: nothing to deny
-            return
+        if expires_at_ms <= now_ms:
+            return None
         # No issuer named: denied under each one (two issuers sharing a jti: both denied).
         for each in (issuer,) if issuer is not None else self._issuers:
-            await self.store.deny_jwt(each, jti, expires_at_ms + CLOCK_MARGIN_MS)
+            await self.store.deny_jwt(each, jti, expires_at_ms + self._margin_ms)
+        return expires_at_ms
 
     async def cut_off_user(self, user_id: str, apps: frozenset[str] | None) -> int:
         """Revoke the user's JWTs (of ``apps``; None: all) issued until now; returns that

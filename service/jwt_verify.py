@@ -32,7 +32,8 @@ ALGORITHMS = frozenset(
 )
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 MAX_JWT_CHARS = 8192
-MAX_JTI_CHARS = 256
+# A jti goes into JSON answers and X-Token-Id as it is: printable ASCII without " and \.
+JTI_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
 
 
 class JwksError(SettingsError):
@@ -66,8 +67,75 @@ def looks_like_jwt(value: str) -> bool:
     return len(value) <= MAX_JWT_CHARS and _SHAPE.fullmatch(value) is not None
 
 
-def load_jwks(path: str) -> dict[str, jwt.PyJWK]:
-    """kid -> key of the JWKS file at ``path`` (a key without ``kid`` is stored under "")."""
+def named_kid(value: str) -> str | None:
+    """The ``kid`` a JWT-shaped value's header names (unverified), if any."""
+    if not looks_like_jwt(value):
+        return None
+    try:
+        kid = jwt.get_unverified_header(value).get("kid")
+    except jwt.PyJWTError:
+        return None
+    return kid if isinstance(kid, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class JwtPolicy:
+    """What a JWT must be to be ours: the service's settings, also served to gateways that
+    verify JWTs themselves (``GET /v1/jwt/config``), so both judge a JWT alike."""
+
+    issuers: tuple[str, ...]
+    audience: str | None
+    max_ttl: int  # s
+    leeway: int  # s
+    user_claim: str
+    app_claims: tuple[str, ...]
+
+    @classmethod
+    def of(cls, settings: Settings) -> JwtPolicy:
+        return cls(
+            settings.jwt_issuers, settings.jwt_audience, settings.jwt_max_ttl,
+            settings.jwt_leeway, settings.jwt_user_claim, settings.jwt_app_claims,
+        )  # fmt: skip
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "issuers": list(self.issuers), "audience": self.audience, "max_ttl": self.max_ttl,
+            "leeway": self.leeway, "user_claim": self.user_claim,
+            "app_claims": list(self.app_claims),
+        }  # fmt: skip
+
+    @classmethod
+    def from_public(cls, body: dict[str, Any]) -> JwtPolicy:
+        """The policy ``public`` wrote; ValueError if ``body`` is not one."""
+        try:
+            policy = cls(
+                tuple(body["issuers"]), body["audience"], int(body["max_ttl"]),
+                int(body["leeway"]), body["user_claim"], tuple(body["app_claims"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a JWT policy: {exc!r}") from None
+        texts = [*policy.issuers, policy.user_claim, *policy.app_claims]
+        if not all(isinstance(t, str) for t in texts) or not policy.app_claims:
+            raise ValueError("not a JWT policy: claims and issuers must be strings")
+        if policy.audience is not None and not isinstance(policy.audience, str):
+            raise ValueError("not a JWT policy: audience must be a string or null")
+        return policy
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """The signing keys of a JWKS, by kid (a key without ``kid`` is under ""), and their
+    public JWKs as given (what gateways are sent)."""
+
+    keys: dict[str, jwt.PyJWK]
+    jwks: dict[str, Any]
+
+
+NO_KEYS = KeySet({}, {"keys": []})
+
+
+def load_jwks(path: str) -> KeySet:
+    """The keys of the JWKS file at ``path``."""
     where = f"{env_name('jwt_jwks_file')}={path}"
     try:
         with open(path, encoding="utf-8") as file:
@@ -77,11 +145,12 @@ def load_jwks(path: str) -> dict[str, jwt.PyJWK]:
     return parse_jwks(document, where)
 
 
-def parse_jwks(document: Any, where: str) -> dict[str, jwt.PyJWK]:
-    """kid -> key of a JWKS document; JwksError (naming ``where``) if it is unusable."""
+def parse_jwks(document: Any, where: str) -> KeySet:
+    """The keys of a JWKS document; JwksError (naming ``where``) if it is unusable."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JwksError(f'{where}: must be a JWKS, {{"keys": [...]}}')
     keys: dict[str, jwt.PyJWK] = {}
+    kept: list[dict[str, Any]] = []
     for entry in document["keys"]:
         if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
             continue
@@ -96,9 +165,10 @@ def parse_jwks(document: Any, where: str) -> dict[str, jwt.PyJWK]:
                 f"{', '.join(sorted(ALGORITHMS))} are accepted (no symmetric keys)"
             )
         keys[str(kid)] = key
+        kept.append(entry)
     if not keys:
         raise JwksError(f"{where}: holds no signing key")
-    return keys
+    return KeySet(keys, {"keys": kept})
 
 
 class JwtVerifier:
@@ -110,45 +180,41 @@ class JwtVerifier:
     CACHE_ENTRIES = 10_000
 
     def __init__(
-        self,
-        settings: Settings,
-        keys: dict[str, jwt.PyJWK],
-        clock: Callable[[], float] = time.time,
+        self, policy: JwtPolicy, keys: KeySet, clock: Callable[[], float] = time.time
     ) -> None:
+        self.policy = policy
         self._clock = clock
         # Digest of the JWT -> (its claims, when it becomes valid, s); failures are not kept,
         # so a flood of forged JWTs cannot push out the good ones.
         self._verified: dict[bytes, tuple[JwtClaims, float]] = {}
-        self._keys = keys
-        self._issuers = list(settings.jwt_issuers)
-        self._audience = settings.jwt_audience
-        self._max_ttl_s = settings.jwt_max_ttl
-        self._user_claim = settings.jwt_user_claim
-        self._app_claims = settings.jwt_app_claims
+        self.key_set = keys
+        self._keys = keys.keys
+        self._issuers = list(policy.issuers)
+        self._leeway = policy.leeway
         required = ["exp", "iat", "iss", "jti"]
-        self._options: Any = {"require": required, "verify_aud": self._audience is not None}
+        self._options: Any = {"require": required, "verify_aud": policy.audience is not None}
 
     @classmethod
     def of(cls, settings: Settings) -> JwtVerifier | None:
         """From the JWKS file; with a JWKS URL, without keys until they are fetched."""
+        policy = JwtPolicy.of(settings)
         if settings.jwt_jwks_file is not None:
-            return cls(settings, load_jwks(settings.jwt_jwks_file))
-        return None if settings.jwt_jwks_url is None else cls(settings, {})
+            return cls(policy, load_jwks(settings.jwt_jwks_file))
+        return None if settings.jwt_jwks_url is None else cls(policy, NO_KEYS)
 
-    def replace_keys(self, keys: dict[str, jwt.PyJWK]) -> None:
+    def replace_keys(self, keys: KeySet) -> None:
         """New keys (a JWKS fetched again): JWTs verified with a key now gone are forgotten."""
-        self._keys = keys
+        self.key_set = keys
+        self._keys = keys.keys
         self._verified = {}
+
+    def holds(self, kid: str) -> bool:
+        return kid in self._keys
 
     def names_unknown_key(self, value: str) -> bool:
         """A JWT-shaped value whose header names a ``kid`` we have no key for."""
-        if not looks_like_jwt(value):
-            return False
-        try:
-            kid = jwt.get_unverified_header(value).get("kid")
-        except jwt.PyJWTError:
-            return False
-        return isinstance(kid, str) and kid not in self._keys
+        kid = named_kid(value)
+        return kid is not None and kid not in self._keys
 
     def verify(self, value: str) -> Verdict:
         if not looks_like_jwt(value):
@@ -157,7 +223,9 @@ class JwtVerifier:
         seen = self._verified.get(digest)
         if seen is not None:
             claims, valid_from = seen
-            return claims if valid_from <= self._clock() < claims.expires_at_ms / 1000 else INVALID
+            now, leeway = self._clock(), self._leeway
+            live = valid_from - leeway <= now < claims.expires_at_ms / 1000 + leeway
+            return claims if live else INVALID
         verdict = self._verify(value)
         if isinstance(verdict, JwtClaims):
             if len(self._verified) >= self.CACHE_ENTRIES:
@@ -175,8 +243,9 @@ class JwtVerifier:
                 key,
                 algorithms=[key.algorithm_name],
                 issuer=self._issuers,
-                audience=self._audience,
+                audience=self.policy.audience,
                 options=self._options,
+                leeway=self._leeway,
             )
         except jwt.PyJWTError:
             return INVALID
@@ -194,10 +263,10 @@ class JwtVerifier:
 
     def _mapped(self, claims: dict[str, Any]) -> Verdict:
         jti, iat, exp = claims.get("jti"), claims["iat"], claims["exp"]
-        user, app = claims.get(self._user_claim), self._app(claims)
-        if not isinstance(jti, str) or not 1 <= len(jti) <= MAX_JTI_CHARS:
+        user, app = claims.get(self.policy.user_claim), self._app(claims)
+        if not isinstance(jti, str) or JTI_RE.fullmatch(jti) is None:
             return INVALID
-        if exp - iat > self._max_ttl_s or not isinstance(user, str) or app is None:
+        if exp - iat > self.policy.max_ttl or not isinstance(user, str) or app is None:
             return INVALID
         try:
             validation.identifier("user_id", user)
@@ -212,7 +281,7 @@ class JwtVerifier:
         )  # fmt: skip
 
     def _app(self, claims: dict[str, Any]) -> str | None:
-        for name in self._app_claims:
+        for name in self.policy.app_claims:
             value = claims.get(name)
             if isinstance(value, list):
                 value = value[0] if value else None

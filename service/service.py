@@ -16,7 +16,7 @@ from service import tokens, validation
 from service.clock import now_ms
 from service.errors import BadRequest, Conflict, Forbidden, NotDurable, NotFound
 from service.events import USER_APP, EventKind, RevocationEvent, SessionReason
-from service.jwt_rules import JwtRules
+from service.jwt_rules import JwtDenial, JwtRules
 from service.jwt_verify import JwtClaims, JwtVerifier
 from service.observer import NO_OBSERVER, Observer
 from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
@@ -323,10 +323,13 @@ class TokenService:
             await self.store.append_event(event, self._retention_ms, user_id=user_id)
 
     async def jwt_revoked(
-        self, jti: str, user_id: str | None, app_id: str | None, actor: Actor
+        self, denial: JwtDenial, user_id: str | None, app_id: str | None, actor: Actor
     ) -> None:
         """The event of a denied JWT (on the user's own list too, if the user is known)."""
-        event = actor.event(EventKind.JWT, app_id or "", user_id=user_id, ids=(jti,))
+        event = actor.event(
+            EventKind.JWT, app_id or "", user_id=user_id, ids=(denial.jti,),
+            issuer=denial.issuer, expires_at=denial.expires_at,
+        )  # fmt: skip
         await self.store.append_event(event, self._retention_ms, user_id=user_id)
         self.observer.revoked("jwt")
 

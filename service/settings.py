@@ -286,6 +286,12 @@ class Settings:
         "Longest JWT lifetime (`exp - iat`, s): longer ones are refused; per-user and per-app "
         "JWT cut-offs live this long.",
     )
+    jwt_leeway: int = _setting(
+        0,
+        _int_in(0, 300, SECONDS),
+        "Clock leeway (s) when judging a JWT's `exp`, `nbf` and `iat`: for an issuer whose clock "
+        "differs from ours.",
+    )
     jwt_user_claim: str = _setting("sub", _claim, "JWT claim holding the user id.")
     jwt_app_claims: tuple[str, ...] = _setting(
         ("azp", "client_id", "aud"),
@@ -357,11 +363,11 @@ class Settings:
                 f"{env_name('jwt_jwks_file')} and {env_name('jwt_jwks_url')} need "
                 f"{env_name('jwt_issuers')}: a JWT is accepted only from a named issuer"
             )
-        if jwks and self.jwt_max_ttl > self.max_ttl:
+        if jwks and self.jwt_max_ttl + self.jwt_leeway > self.max_ttl:
             # The app watermarks (the per-app JWT cut-offs) are kept only as long as MAX_TTL.
             raise SettingsError(
-                f"{env_name('jwt_max_ttl')} ({self.jwt_max_ttl}) is greater than "
-                f"{env_name('max_ttl')} ({self.max_ttl})"
+                f"{env_name('jwt_max_ttl')} ({self.jwt_max_ttl}) plus {env_name('jwt_leeway')} "
+                f"({self.jwt_leeway}) is greater than {env_name('max_ttl')} ({self.max_ttl})"
             )
         if not self.jwt_app_claims:
             raise SettingsError(f"{env_name('jwt_app_claims')} must name at least one claim")

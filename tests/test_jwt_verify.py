@@ -14,7 +14,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from jwt_keys import AUDIENCE, ISSUER, SigningKey, standard_claims, write_jwks
 
-from service.jwt_verify import INVALID, JwksError, JwtClaims, JwtVerifier, load_jwks
+from service.jwt_verify import (
+    INVALID,
+    JwksError,
+    JwtClaims,
+    JwtPolicy,
+    JwtVerifier,
+    load_jwks,
+)
 from service.settings import Settings, SettingsError
 
 
@@ -136,7 +143,7 @@ def test_a_verified_jwt_is_kept_but_its_validity_window_still_applies(tmp_path: 
     now = time.time()
     clock = [now]
     verifier = JwtVerifier(
-        Settings(jwt_jwks_file="/unused", jwt_issuers=(ISSUER,)),
+        JwtPolicy.of(Settings(jwt_jwks_file="/unused", jwt_issuers=(ISSUER,))),
         load_jwks(str(write_jwks(tmp_path / "jwks.json", key))),
         clock=lambda: clock[0],
     )
@@ -150,3 +157,29 @@ def test_a_verified_jwt_is_kept_but_its_validity_window_still_applies(tmp_path: 
     assert verifier.verify(token) is INVALID  # not yet issued (a clock set back)
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     assert verifier.verify(forged) is INVALID  # another string: verified on its own
+
+
+def test_leeway_admits_a_jwt_just_expired_or_not_yet_valid_by_that_much(tmp_path: Path) -> None:
+    key = SigningKey.new("ES256")
+    now = int(time.time())
+    strict = _verifier(tmp_path, key)
+    lenient = _verifier(tmp_path, key, jwt_leeway=30)
+    expired = key.sign(iat=now - 120, exp=now - 10)
+    early = key.sign(iat=now, nbf=now + 10, exp=now + 60)
+    too_late = key.sign(iat=now - 120, exp=now - 40)
+    assert strict.verify(expired) is INVALID and strict.verify(early) is INVALID
+    assert isinstance(lenient.verify(expired), JwtClaims)
+    assert isinstance(lenient.verify(early), JwtClaims)
+    assert lenient.verify(expired) is not INVALID  # the kept verdict honours the leeway too
+    assert lenient.verify(too_late) is INVALID
+
+
+def test_the_policy_survives_its_public_form() -> None:
+    settings = Settings(
+        jwt_jwks_file="/unused", jwt_issuers=(ISSUER,), jwt_audience="api", jwt_leeway=5
+    )
+    policy = JwtPolicy.of(settings)
+    assert JwtPolicy.from_public(policy.public()) == policy
+    for broken in ({}, {**policy.public(), "issuers": [1]}, {**policy.public(), "app_claims": []}):
+        with pytest.raises(ValueError):
+            JwtPolicy.from_public(broken)

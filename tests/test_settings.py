@@ -62,6 +62,7 @@ BAD_VALUES = [
     ("TOKENSTORE_JWT_ISSUERS", "https://a.example,,https://b.example"),
     ("TOKENSTORE_JWT_AUDIENCE", "api one"),
     ("TOKENSTORE_JWT_MAX_TTL", "59"),
+    ("TOKENSTORE_JWT_LEEWAY", "301"),
     ("TOKENSTORE_JWT_USER_CLAIM", "user id"),
     ("TOKENSTORE_JWT_APP_CLAIMS", "azp, client id"),
     ("TOKENSTORE_WEBHOOK_RETRY_FOR", "1d"),

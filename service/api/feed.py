@@ -1,13 +1,16 @@
 """The revocation feed: ``GET /v1/events``, Server-Sent Events from the Redis events stream.
 
 A stream opens with the events a client missed (``Last-Event-ID`` header or ``last_event_id``
-query: every event after that id, replayed from Redis), then ``event: ready`` whose ``id`` is
+query: every event after that id, replayed from Redis; or, without one, ``since``: every event
+written since that time, in epoch ms, as a gateway that rebuilds the JWT deny-list asks), then
+``event: ready`` whose ``id`` is
 the position reached, then each event as it happens: ``id`` the stream id, ``event`` its
 kind (``token``, ``user``, ``app``), ``data`` JSON. Heartbeat comments keep proxies from
 closing a quiet stream; a heartbeat after events the client may not see carries an ``id``
 alone, so its ``Last-Event-ID`` stays recent. If events after the client's id have been
 trimmed away (older than the longest token lifetime) or the stream was wiped, the client gets
-``event: reset`` first and must drop whatever it cached.
+``event: reset`` first and must drop whatever it cached (with ``since``, the replay of what
+is kept follows the reset).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from service.feed import (
     Subscription,
     event_key,
     events_lost_after,
+    events_lost_since,
+    just_before,
     parse_event_id,
 )
 from service.settings import Settings
@@ -39,6 +44,7 @@ from service.store import TokenStore
 
 FEED = web.AppKey("feed", EventFeed)
 REPLAY_PAGE = 1000
+SINCE_DIGITS = 15
 RETRY_MS = 1000
 HEADERS = {
     "Content-Type": "text/event-stream",
@@ -100,22 +106,40 @@ def _last_event_id(request: web.Request) -> str | None:
     return ids[0] if ids else None
 
 
+def _since(request: web.Request) -> int | None:
+    raw = request.query.get("since")
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > SINCE_DIGITS:
+        raise BadRequest(f"since must be a time in epoch ms (at most {SINCE_DIGITS} digits)")
+    return int(raw)
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     settings, store, feed = request.app[SETTINGS], request.app[STORE], request.app[FEED]
-    after = _last_event_id(request)
+    after, since = _last_event_id(request), _since(request)
+    replay_kept = after is None and since is not None
     visible = visible_apps(request)
     # Until the response starts, a failure is an ordinary error answer (503 if Redis is down).
     subscription = await feed.subscribe()
     metrics = request.app[METRICS]
     metrics.feed_subscribers += 1
     try:
-        lost = after is not None and events_lost_after(await store.event_stream(), after)
+        if after is not None:
+            lost = events_lost_after(await store.event_stream(), after)
+        elif since is not None:
+            lost, after = events_lost_since(await store.event_stream(), since), just_before(since)
+        else:
+            lost = False
         response = web.StreamResponse(headers=HEADERS)
         await response.prepare(request)
         # Once the stream has started an error can only end it; the client reconnects with
         # its Last-Event-ID and loses nothing.
         with contextlib.suppress(Unavailable, ConnectionResetError):
-            await _stream(_Writer(response, visible), subscription, store, settings, after, lost)
+            await _stream(
+                _Writer(response, visible), subscription, store, settings, after, lost,
+                replay_kept=replay_kept,
+            )  # fmt: skip
         return response
     finally:
         metrics.feed_subscribers -= 1
@@ -129,17 +153,23 @@ async def _stream(
     settings: Settings,
     after: str | None,
     lost: bool,
+    replay_kept: bool = False,
 ) -> None:
+    """``replay_kept``: after a reset, replay what is kept anyway (``since`` asked for it)."""
     await writer.response.write(sse.message(retry_ms=RETRY_MS))
-    if after is None or lost:
+    if after is None or (lost and not replay_kept):
         writer.position = subscription.start
         if lost:
             await writer.control("reset", '{"reason":"events_lost"}')
     else:
         writer.position = after
+        if lost:
+            await writer.control("reset", '{"reason":"events_lost"}')
         await _replay(writer, store, after, subscription.start)
-        if event_key(subscription.start) > event_key(writer.position):
-            writer.position = subscription.start  # nothing else up to there
+        # Nothing else up to there. ``since`` may lie past the stream's end: the id sent must
+        # not, or the client's next Last-Event-ID would look like one of a wiped stream.
+        if replay_kept or event_key(subscription.start) > event_key(writer.position):
+            writer.position = subscription.start
     await writer.control("ready", f'{{"heartbeat":{settings.feed_heartbeat}}}')
     async for event in subscription.follow(settings.feed_heartbeat):
         if event is None:
@@ -170,7 +200,10 @@ DIALECT = Dialect("v1", (
         "parameters": [param("Last-Event-ID", "header", "Replay every event after this id",
                              schema=_EVENT_ID),
                        param("last_event_id", "query", "Same as Last-Event-ID",
-                             schema=_EVENT_ID)],
+                             schema=_EVENT_ID),
+                       param("since", "query", "Without Last-Event-ID: replay every event "
+                             "written since this time (epoch ms)",
+                             schema=text(f"[0-9]{{1,{SINCE_DIGITS}}}", allow_empty=True))],
         "responses": {
             "200": {"description": "text/event-stream: events `token`, `user`, `app` "
                                    "(JSON data), `ready`, `reset`; heartbeat comments",

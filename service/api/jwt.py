@@ -1,4 +1,5 @@
-"""``POST /v1/jwt/revoke``: deny a JWT until it expires (served when JWTs are configured).
+"""``POST /v1/jwt/revoke``: deny a JWT until it expires; ``GET /v1/jwt/config``: what a gateway
+needs to verify JWTs as we do. Both are served when JWTs are configured.
 
 ``{"token": "<the JWT>"}`` (an API client with ``revoke``, or the JWT's own holder, Bearer
 with that JWT) or ``{"jti", "exp", "iss"?, "user_id"?, "app_id"?}`` (an API client: the JWT
@@ -12,13 +13,13 @@ from aiohttp import web
 from service import validation
 from service.api.access import principal
 from service.api.bodies import Fields, json_object
-from service.api.openapi_parts import errors, json_body, request_body
+from service.api.openapi_parts import errors, json_body, param, request_body, text
 from service.api.responses import json_response, service
 from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest, NotFound
-from service.jwt_rules import JwtRules
+from service.jwt_rules import JwtDenial, JwtRules
 from service.service import TokenService
 
 FIELDS = {"token", "jti", "exp", "iss", "user_id", "app_id"}
@@ -40,7 +41,8 @@ async def revoke(request: web.Request) -> web.Response:
         if set(fields.body) != {"token"}:
             raise BadRequest("token goes alone: the other fields come from it")
         claims = await rules.deny_token(token, caller.scope)
-        await svc.jwt_revoked(claims.jti, claims.user_id, claims.app_id, caller.as_actor())
+        denial = JwtDenial(claims.jti, claims.issuer, claims.expires_at_ms)
+        await svc.jwt_revoked(denial, claims.user_id, claims.app_id, caller.as_actor())
         return json_response({"revoked": claims.jti}, headers=NO_STORE)
     jti, exp = fields.required_text("jti"), fields.integer("exp")
     if exp is None:
@@ -51,11 +53,26 @@ async def revoke(request: web.Request) -> web.Response:
         validation.identifier("user_id", user_id)
     if app_id is not None:
         validation.identifier("app_id", app_id)
-    await rules.deny_jti(jti, exp, fields.text("iss", nullable=False), app_id, caller.scope)
-    await svc.jwt_revoked(jti, user_id, app_id, caller.as_actor())
+    issuer = fields.text("iss", nullable=False)
+    until = await rules.deny_jti(jti, exp, issuer, app_id, caller.scope)
+    if until is not None:  # an expired JWT needs no denial, nor an event
+        await svc.jwt_revoked(JwtDenial(jti, issuer, until), user_id, app_id, caller.as_actor())
     return json_response({"revoked": jti}, headers=NO_STORE)
 
 
+async def config(request: web.Request) -> web.Response:
+    """The JWT policy and the public keys held. ``kid``: a key the gateway met and does not
+    hold; if we hold none either, the JWKS URL is fetched again first (rate-limited)."""
+    rules = _rules(service(request))
+    kid = request.query.get("kid")
+    if kid is not None and len(kid) > MAX_KID_CHARS:
+        raise BadRequest(f"kid is longer than {MAX_KID_CHARS} characters")
+    keys = await rules.key_set(kid)
+    body = {**rules.verifier.policy.public(), "jwks": keys.jwks}
+    return json_response(body, headers=NO_STORE)
+
+
+MAX_KID_CHARS = 256
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 256}
 REVOKE_REQUEST = {
     "oneOf": [
@@ -80,7 +97,30 @@ REVOKE_REQUEST = {
     ]
 }
 
+JWT_CONFIG = {
+    "type": "object",
+    "required": ["issuers", "audience", "max_ttl", "leeway", "user_claim", "app_claims", "jwks"],
+    "properties": {
+        "issuers": {"type": "array", "items": {"type": "string"}},
+        "audience": {"type": ["string", "null"]},
+        "max_ttl": {"type": "integer", "description": "Longest JWT lifetime (s)"},
+        "leeway": {"type": "integer", "description": "Clock leeway (s)"},
+        "user_claim": {"type": "string"},
+        "app_claims": {"type": "array", "items": {"type": "string"}},
+        "jwks": {"type": "object", "required": ["keys"],
+                 "properties": {"keys": {"type": "array", "items": {"type": "object"}}}},
+    },
+}  # fmt: skip
+
 DIALECT = Dialect("jwt", (
+    Route("GET", "/v1/jwt/config", config, name="jwt.config",
+          rule=Rule(Permission.INTROSPECT), openapi={
+        "summary": "What a gateway needs to verify JWTs locally: issuers, audience, claims, "
+                   "lifetime, leeway and the public keys (JWKS) (JWTs configured)",
+        "parameters": [param("kid", "query", "A key id not held: the JWKS URL is fetched "
+                             "again first (rate-limited)", schema=text(max_length=MAX_KID_CHARS))],
+        "responses": {"200": json_body(JWT_CONFIG, "The policy and keys"),
+                      **errors(400, 503)}}),
     Route("POST", "/v1/jwt/revoke", revoke, name="jwt.revoke",
           rule=Rule(Permission.REVOKE, self_service=True), openapi={
         "summary": "Deny a JWT until its exp, by value or by jti (JWTs configured)",

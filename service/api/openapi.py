@@ -115,6 +115,12 @@ SCHEMAS: dict[str, Schema] = {
             "revoked_before": {"type": ["integer", "null"],
                                "description": "`jwt` events: a cut-off's JWTs issued before "
                                               "(epoch ms); null for a denied jti"},
+            "issuer": {**_NULLABLE_STRING,
+                       "description": "`jwt` events: a denied jti's issuer (null: every "
+                                      "configured issuer)"},
+            "expires_at": {"type": ["integer", "null"],
+                           "description": "`jwt` events: a denied jti is denied until then "
+                                          "(epoch ms)"},
             "actor": {"type": "string",
                       "description": "Client id, `self` (the user's own token) or `limit`"},
             "via": {**_NULLABLE_STRING, "description": "Id of the token used by `self`"},
@@ -140,6 +146,12 @@ SCHEMAS: dict[str, Schema] = {
                                "description": "App events: tokens created before; jwt "
                                               "events: the user's JWTs issued before (epoch "
                                               "ms)"},
+            "issuer": {"type": "string",
+                       "description": "jwt events: the issuer of the denied jti (absent: "
+                                      "every configured issuer)"},
+            "expires_at": {"type": "integer",
+                           "description": "jwt events: the jti is denied until then (epoch "
+                                          "ms)"},
             "at": {"type": "integer", "description": "Epoch ms"}}},
     # One message of the feed as a client's SSE parser sees it: its fields, `data` as text.
     "FeedMessage": {"anyOf": [

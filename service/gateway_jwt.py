@@ -1,0 +1,148 @@
+"""``GatewayClient``'s local JWT mode: JWTs verified in the gateway's own process, with the
+service's policy and keys (``GET /v1/jwt/config``), and checked against the deny-list and
+cut-offs the gateway rebuilds from the revocation feed: no round trip per request.
+
+The state: denied jtis (until their ``exp``), per-user cut-offs (all apps, or one) from
+``jwt`` events, per-app cut-offs from ``app`` events. A JWT lives at most the policy's
+``max_ttl``, so every event that can still matter was written in the last ``max_ttl`` (plus
+the leeway and a clock margin): the first connection asks the feed for exactly those
+(``since``), and the state is complete once the feed says ``ready``.
+
+Fail closed: before that first ``ready``, and once the feed has been lost for longer than
+``grace`` seconds, a JWT check raises GatewayError (the middleware answers 503). Within the
+grace the state is at most that old: a revocation made meanwhile is seen on reconnection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from service.events import EventKind, RevocationEvent
+from service.identity import Identity
+from service.jwt_verify import JwtClaims, JwtVerifier
+
+# The gateway's clock may be behind the service's: the replay reaches back this much further.
+CLOCK_MARGIN_MS = 60_000
+ALL_APPS = "*"
+
+
+class JwtRevocations:
+    """Denied jtis and cut-offs, as the feed told them."""
+
+    def __init__(self, issuers: tuple[str, ...], max_ttl_s: int, leeway_s: int) -> None:
+        self._issuers = issuers
+        self._keep_ms = (max_ttl_s + leeway_s) * 1000 + CLOCK_MARGIN_MS
+        # A JWT is accepted up to the leeway past its exp: its denial is kept as long.
+        self._past_exp_ms = leeway_s * 1000 + CLOCK_MARGIN_MS
+        self.denied: dict[tuple[str, str], int] = {}  # (issuer, jti) -> until, epoch ms
+        self.user_cutoffs: dict[tuple[str, str], int] = {}  # (user, app or "*") -> epoch ms
+        self.app_cutoffs: dict[str, int] = {}  # app -> epoch ms
+        self._next_prune = 0
+
+    def replay_since(self, now_ms: int) -> int:
+        """From when the feed must be replayed to rebuild this state (epoch ms)."""
+        return now_ms - self._keep_ms
+
+    def apply(self, event: RevocationEvent, now_ms: int) -> None:
+        if event.kind == EventKind.APP and event.revoked_before is not None:
+            _raise(self.app_cutoffs, event.app_id, event.revoked_before)
+        elif event.kind == EventKind.JWT and event.ids:
+            until = (event.expires_at or now_ms + self._keep_ms) + self._past_exp_ms
+            for issuer in (event.issuer,) if event.issuer is not None else self._issuers:
+                for jti in event.ids:
+                    _raise(self.denied, (issuer, jti), until)
+        elif event.kind == EventKind.JWT and event.user_id and event.revoked_before is not None:
+            app = event.app_id or ALL_APPS
+            _raise(self.user_cutoffs, (event.user_id, app), event.revoked_before)
+        if now_ms >= self._next_prune:
+            self.prune(now_ms)
+
+    def revoked(self, claims: JwtClaims) -> bool:
+        if (claims.issuer, claims.jti) in self.denied:
+            return True  # kept until just past its exp: a JWT past that is refused anyway
+        user, app = claims.user_id, claims.app_id
+        cutoff = max(
+            self.user_cutoffs.get((user, ALL_APPS), 0),
+            self.user_cutoffs.get((user, app), 0),
+            self.app_cutoffs.get(app, 0),
+        )
+        # iat has whole seconds, a cut-off ms: a JWT of the cut-off's second is cut off too.
+        return claims.issued_at_us < cutoff * 1000
+
+    def prune(self, now_ms: int) -> None:
+        """Forgets denials past their JWT's exp and cut-offs older than any live JWT."""
+        oldest = now_ms - self._keep_ms
+        self.denied = _kept(self.denied, now_ms)
+        self.user_cutoffs = _kept(self.user_cutoffs, oldest)
+        self.app_cutoffs = _kept(self.app_cutoffs, oldest)
+        self._next_prune = now_ms + 60_000
+
+    def clear(self) -> None:
+        self.denied.clear()
+        self.user_cutoffs.clear()
+        self.app_cutoffs.clear()
+
+    def __len__(self) -> int:
+        return len(self.denied) + len(self.user_cutoffs) + len(self.app_cutoffs)
+
+
+K = TypeVar("K")
+
+
+def _raise(table: dict[K, int], key: K, value: int) -> None:
+    if value > table.get(key, 0):
+        table[key] = value
+
+
+def _kept(table: dict[K, int], after: int) -> dict[K, int]:
+    return {key: value for key, value in table.items() if value > after}
+
+
+class LocalJwt:
+    """The verifier and the revocation state of one gateway, and whether they may be trusted."""
+
+    def __init__(
+        self, verifier: JwtVerifier, grace: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        policy = verifier.policy
+        self.verifier = verifier
+        self.revocations = JwtRevocations(policy.issuers, policy.max_ttl, policy.leeway)
+        self.grace = grace
+        self._clock = clock
+        self.synced = False  # the state is complete (a replay reached ``ready``)
+        self._lost_at: float | None = None  # the feed is down since (monotonic s)
+
+    def identity(self, claims: JwtClaims) -> Identity | None:
+        """The JWT's identity, None if revoked; StaleState if the state cannot be trusted."""
+        if not self.synced:
+            raise StaleState("the JWT deny-list is not complete yet (the feed is replaying)")
+        if self._lost_at is not None and self._clock() - self._lost_at > self.grace:
+            raise StaleState(
+                f"the revocation feed is lost for more than {self.grace:g} s: JWTs are not "
+                "checked locally until it is back"
+            )
+        if self.revocations.revoked(claims):
+            return None
+        return Identity(
+            claims.jti, claims.user_id, claims.app_id, claims.scopes, claims.expires_at_ms
+        )
+
+    def feed_ready(self) -> None:
+        self._lost_at = None
+        self.synced = True
+
+    def feed_lost(self) -> None:
+        if self._lost_at is None:
+            self._lost_at = self._clock()
+
+    def start_over(self) -> None:
+        """Events were lost: the state is unknown until a new replay completes it."""
+        self.revocations.clear()
+        self.synced = False
+        self._lost_at = None
+
+
+class StaleState(Exception):
+    """The deny-list may miss revocations: a local JWT check must not answer."""
