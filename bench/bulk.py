@@ -25,13 +25,14 @@ from bench.harness import say
 from bench.workload import Spec
 from service import tokens
 from service.clock import now_ms
-from service.keys import OWNER_FIELD, PRUNE_CURSOR_FIELD
+from service.keys import OWNER_FIELD, PRUNE_CURSOR_FIELD, rid_field
 from service.records import CREATED, DIGEST, EXPIRES, HEADER_BYTES, SEP, json_text
 from service.redis_ops import _source
 from service.scope import EVERYTHING
 from service.service import Actor, TokenService
-from service.store import PRUNE_BUDGET, TokenStore, rid_field
+from service.store import TokenStore
 from service.tokens import TokenId
+from service.user_tokens import PRUNE_BUDGET
 
 SCRIPTS = ("index_app", "issue")
 # A record: expiry ms (11 hex), created us (13 hex), digest (16 B), flags (1), pieces.

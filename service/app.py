@@ -34,12 +34,13 @@ from service.api.routing import ROUTES, Dialect
 from service.auth import CredentialCache
 from service.clients import ClientRegistry
 from service.errors import Unavailable
+from service.keyspace import KeyspaceRefused
 from service.lifecycle import LIFECYCLE, Lifecycle
 from service.metrics import Metrics
 from service.redis_client import check_embedded_store
 from service.service import TokenService
 from service.settings import Settings
-from service.store import KeyspaceRefused, TokenStore
+from service.store import TokenStore
 from service.sweeper import AppSweeper
 
 log = logging.getLogger(__name__)

@@ -85,7 +85,7 @@ class AppIndex:
                 for tag in tags:
                     if not start.admits(bucket, tag):
                         continue
-                    records = await self._store.list_tag(tag)
+                    records = await self._store.users.list_tag(tag)
                     for record in sorted(records, key=lambda r: r.id):
                         if record.app_id == app_id and start.admits(bucket, tag, record.id):
                             yield record, f"{bucket}.{record.id}"
@@ -122,7 +122,7 @@ class AppIndex:
 
         async def sweep_user(tag: str) -> tuple[str, int, int]:
             async with limit:
-                revoked, kept = await store.revoke_tag(tag, b"", (app_id,), b"", watermark)
+                revoked, kept = await store.users.revoke_tag(tag, b"", (app_id,), b"", watermark)
             return tag, len(revoked), kept
 
         for bucket in range(APP_BUCKETS):

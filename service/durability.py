@@ -17,7 +17,7 @@ confirmed replica, keeps the revocation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import RedisCluster
 from redis.exceptions import NoScriptError
@@ -25,6 +25,8 @@ from redis.exceptions import NoScriptError
 from service.errors import NotDurable
 from service.redis_client import AnyRedis
 from service.redis_ops import Script
+
+T = TypeVar("T")
 
 
 class Durability:
@@ -69,3 +71,11 @@ class Durability:
             pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
             reply, _, confirmed = await pipe.execute()
         return reply, int(confirmed)
+
+
+def unless_pending(outcome: T, pending: NotDurable | None) -> T:
+    """``outcome``, or raise ``pending`` carrying it (a revocation in effect, not confirmed)."""
+    if pending is not None:
+        pending.outcome = outcome
+        raise pending
+    return outcome

@@ -18,7 +18,7 @@ never appear in key names (they may hold braces); only hashes of them do.
   sweeps not finished. Both expire after the longest token lifetime. On a Cluster the
   watermarks hash has ``WATERMARK_COPIES`` copies, ``{w}aw`` and ``{w.<n>}aw``, one in each
   window of 256 slots (``watermark_copies()``), so every node holds some: an introspection
-  reads the copy on its token's node and depends on that node only (store.py).
+  reads the copy on its token's node and depends on that node only (app_watermarks.py).
 - ``events`` stream: revocation events, trimmed by MINID to the longest token lifetime.
 - ``d:{slot tag}`` string, only with ``TOKENSTORE_WAIT_REPLICAS``: written (1 s expiry) after
   each revocation so that WAIT always has a write of its own connection to wait for, even
@@ -47,7 +47,7 @@ import zlib
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
-from service.tokens import b32
+from service.tokens import TokenId, b32
 
 LAYOUT_VERSION = 2
 # Fields of a user hash that are not tokens (a token's field is its rid, 8 raw bytes).
@@ -124,6 +124,12 @@ def _copy_tags() -> list[str]:
 
 
 _COPY_TAGS = _copy_tags()
+
+
+def rid_field(tid: TokenId) -> bytes:
+    """The field of a token in its user's hash: its rid as 8 raw bytes (not 16 hex digits:
+    the 8 bytes saved put a typical one-token hash in a smaller allocation)."""
+    return bytes.fromhex(tid.rid)
 
 
 def app_hash(app_id: str) -> str:

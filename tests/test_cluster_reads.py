@@ -134,7 +134,7 @@ async def test_every_node_holds_a_copy_and_reads_its_own(
     assert len(set(copies)) == WATERMARK_COPIES and copies[0] == keys.watermarks
     holders = {redis_cluster.master_of_slot(key_slot(key.encode())) for key in copies}
     assert holders == set(redis_cluster.ports)
-    near = client.app[STORE]._copies
+    near = client.app[STORE].marks.copies
     assert near is not None
     for i in range(50):
         user = keys.user(f"{i:016x}")

@@ -13,8 +13,8 @@ from service.api.responses import STORE, json_response
 from service.api.routing import Dialect, Route
 from service.auth import OPEN
 from service.errors import Unavailable
+from service.keyspace import KeyspaceRefused, UnsafeRedis
 from service.lifecycle import LIFECYCLE
-from service.store import KeyspaceRefused, UnsafeRedis
 
 
 async def healthz(request: web.Request) -> web.Response:
