@@ -270,6 +270,19 @@ def test_cache_indexes_and_limits() -> None:
     assert cache.get(b"k4", now + 61) is None and len(cache) == 2
 
 
+def test_a_users_jwt_cut_off_drops_that_users_answers() -> None:
+    cache = AnswerCache()
+    now = time.monotonic()
+    for n, (user, app) in enumerate([("alice", "web"), ("alice", "mobile"), ("bob", "web")]):
+        cache.put(f"k{n}".encode(), identity(f"t{n}", user, app), now + 60, cache.mark())
+    one_app = Invalidation("jwt", app_id="mobile", user_id="alice")
+    assert cache.invalidate(one_app) == 1 and cache.get(b"k0", now) is not None
+    assert cache.invalidate(Invalidation("jwt", user_id="alice")) == 1
+    denied = Invalidation("jwt", app_id="web", ids=frozenset({"t2"}), user_id="bob")
+    assert cache.invalidate(Invalidation("jwt", ids=frozenset({"t9"}), user_id="bob")) == 0
+    assert cache.invalidate(denied) == 1 and len(cache) == 0
+
+
 @pytest.mark.parametrize(
     ("header", "seconds"),
     [("max-age=5, must-revalidate", 5), ("no-store", 0), ("", 0), ("public,max-age=30", 30),
