@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from service.errors import BadRequest, Forbidden
 from service.jwks_fetch import JwksFetcher
-from service.jwt_verify import JTI_RE, JwtClaims, JwtVerifier, KeySet, Verdict
+from service.jwt_verify import INVALID, JTI_RE, JwtClaims, JwtVerifier, KeySet, Verdict
 from service.records import TokenRecord, json_text
 from service.scope import Scope
 from service.settings import Settings
@@ -98,11 +98,15 @@ class JwtRules:
             return None
         return as_record(claims)
 
-    async def deny_token(self, value: str, scope: Scope) -> JwtClaims:
-        """Deny a JWT presented whole; BadRequest unless it is a valid JWT in ``scope``."""
+    async def deny_token(self, value: str, scope: Scope) -> Verdict:
+        """Deny a JWT presented whole if it is valid and in ``scope``; returns its claims then,
+        INVALID for a JWT of ours not denied (invalid, expired or out of scope), None for a
+        value that is no JWT of ours (it may be a registered token)."""
         claims = await self.verify(value)
-        if not isinstance(claims, JwtClaims) or not scope.admits(as_record(claims)):
-            raise BadRequest("not a valid JWT of a configured issuer", code="invalid_token")
+        if not isinstance(claims, JwtClaims):
+            return claims
+        if not scope.admits(as_record(claims)):
+            return INVALID
         await self.store.deny_jwt(claims.issuer, claims.jti, claims.expires_at_ms + self._margin_ms)
         return claims
 

@@ -17,7 +17,7 @@ from service.clock import now_ms
 from service.errors import BadRequest, Conflict, Forbidden, NotDurable, NotFound
 from service.events import USER_APP, EventKind, RevocationEvent, SessionReason
 from service.jwt_rules import JwtDenial, JwtRules
-from service.jwt_verify import JwtClaims, JwtVerifier
+from service.jwt_verify import JwtClaims, JwtVerifier, Verdict
 from service.observer import NO_OBSERVER, Observer
 from service.records import DEFAULT_TYPE, TokenDraft, TokenRecord
 from service.rule_types import ID_DRAWS, Actor, IssuedToken, parse_id
@@ -95,7 +95,7 @@ class TokenService:
         ttl_ms = validation.ttl(ttl, s.default_ttl, s.max_ttl) * 1000
         session = self._session_terms(idle_ttl, session_id, session_max_ttl)
         if token is not None:
-            _check_registrable(token)
+            validation.registrable_token(token)
         for _ in range(ID_DRAWS):
             tid = await self.store.new_id(draft.user_id)
             value = token if token is not None else tokens.mint(tid)
@@ -254,6 +254,10 @@ class TokenService:
         return [] if revoked is None else [str(tid)]
 
     async def revoke_token(self, value: str, actor: Actor, *, scope: Scope) -> list[str]:
+        """Revoke a token, or deny a JWT, by value; [] if none in scope (or not live)."""
+        verdict = await self.revoke_jwt(value, actor, scope=scope)
+        if verdict is not None:  # a JWT of ours (else: maybe a registered token)
+            return [verdict.jti] if isinstance(verdict, JwtClaims) else []
         digest = tokens.digest(value)
         tid = await self._locate(value, digest)
         record = None if tid is None else await self._live(tid, digest)
@@ -322,6 +326,15 @@ class TokenService:
             )  # fmt: skip
             await self.store.append_event(event, self._retention_ms, user_id=user_id)
 
+    async def revoke_jwt(self, value: str, actor: Actor, *, scope: Scope) -> Verdict:
+        """Deny a JWT by value until its exp, with its event, if valid and in scope (for every
+        route taking a JWT by value); the verdict as ``JwtRules.deny_token`` returns it."""
+        claims = None if self.jwt is None else await self.jwt.deny_token(value, scope)
+        if isinstance(claims, JwtClaims):
+            denial = JwtDenial(claims.jti, claims.issuer, claims.expires_at_ms)
+            await self.jwt_revoked(denial, claims.user_id, claims.app_id, actor)
+        return claims
+
     async def jwt_revoked(
         self, denial: JwtDenial, user_id: str | None, app_id: str | None, actor: Actor
     ) -> None:
@@ -384,10 +397,3 @@ async def _durably(write: Awaitable[T]) -> tuple[T, NotDurable | None]:
 def _raise_pending(pending: NotDurable | None) -> None:
     if pending is not None:
         raise pending
-
-
-def _check_registrable(value: str) -> None:
-    if not 1 <= len(value) <= tokens.MAX_TOKEN_CHARS:
-        raise BadRequest(f"token must be 1 to {tokens.MAX_TOKEN_CHARS} characters")
-    if tokens.looks_minted(value):
-        raise BadRequest(f"tokens starting with {tokens.PREFIX!r} are minted here, not registered")

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from service import json_limits
+from service import json_limits, tokens
 from service.errors import BadRequest, PayloadTooLarge
 
 MAX_ID_CHARS = 256
@@ -75,4 +75,13 @@ def ttl(value: int | None, default: int, maximum: int, name: str = "ttl") -> int
         return default
     if not 1 <= value <= maximum:
         raise BadRequest(f"{name} must be from 1 to {maximum} seconds", code=f"invalid_{name}")
+    return value
+
+
+def registrable_token(value: str) -> str:
+    """An externally minted token value, as it may be registered."""
+    if not 1 <= len(value) <= tokens.MAX_TOKEN_CHARS:
+        raise BadRequest(f"token must be 1 to {tokens.MAX_TOKEN_CHARS} characters")
+    if tokens.looks_minted(value):
+        raise BadRequest(f"tokens starting with {tokens.PREFIX!r} are minted here, not registered")
     return value

@@ -20,6 +20,7 @@ from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest, NotFound
 from service.jwt_rules import JwtDenial, JwtRules
+from service.jwt_verify import JwtClaims
 from service.service import TokenService
 
 FIELDS = {"token", "jti", "exp", "iss", "user_id", "app_id"}
@@ -40,9 +41,9 @@ async def revoke(request: web.Request) -> web.Response:
     if token is not None:
         if set(fields.body) != {"token"}:
             raise BadRequest("token goes alone: the other fields come from it")
-        claims = await rules.deny_token(token, caller.scope)
-        denial = JwtDenial(claims.jti, claims.issuer, claims.expires_at_ms)
-        await svc.jwt_revoked(denial, claims.user_id, claims.app_id, caller.as_actor())
+        claims = await svc.revoke_jwt(token, caller.as_actor(), scope=caller.scope)
+        if not isinstance(claims, JwtClaims):
+            raise BadRequest("not a valid JWT of a configured issuer", code="invalid_token")
         return json_response({"revoked": claims.jti}, headers=NO_STORE)
     jti, exp = fields.required_text("jti"), fields.integer("exp")
     if exp is None:

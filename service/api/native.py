@@ -197,6 +197,10 @@ DIALECT = Dialect("v1", (
     Route("POST", "/v1/revoke", revoke_by_value, name="v1.revoke_by_value",
           rule=Rule(Permission.REVOKE, self_service=True), openapi={
         "summary": "Revoke a token by value", "requestBody": request_body(TOKEN_VALUE),
+        "description": "`token` may also be a JWT of a configured issuer (JWTs configured): "
+                       "it is denied until its exp, as by `POST /v1/jwt/revoke`, and `revoked` "
+                       "is `[jti]` (also when it was denied already). An invalid, expired or "
+                       "unknown JWT, or one outside the caller's scope: `[]`.",
         "responses": {"200": REVOKED, **errors(400, 503)}}),
     Route("GET", "/v1/users/{user_id:[^/]+}/tokens", list_user_tokens,
           name="v1.list_user_tokens", rule=Rule(Permission.READ, self_service=True), openapi={

@@ -88,6 +88,10 @@ DIALECT = Dialect("oauth", (
     Route("POST", "/oauth2/revoke", revoke, name="oauth.revoke", rule=Rule(Permission.REVOKE),
           openapi={
         "summary": "RFC 7009 revocation: 200 whether or not the token existed",
+        "description": "`token` may also be a JWT of a configured issuer (JWTs configured): "
+                       "it is denied until its exp, as by `POST /v1/jwt/revoke`. An invalid, "
+                       "expired or unknown JWT, or one of an app outside the client's, is "
+                       "answered 200 and left alone, as an unknown token is.",
         "requestBody": _FORM_TOKEN,
         "responses": {"200": {"description": "Revoked (empty body)"}, **_ERRORS}}),
 ), render_error=render_error)  # fmt: skip
