@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from standardwebhooks.webhooks import Webhook as Signer
 
-from service.events import RevocationEvent
+from service.events import EventKind, RevocationEvent
 from service.webhooks.config import Format, Webhook
 
 FUSIONAUTH_TYPE = "jwt.refresh-token.revoke"
@@ -38,17 +38,17 @@ def body(hook: Webhook, message_id: str, event: RevocationEvent, app_ttl_s: int)
 
 def _fusionauth(message_id: str, event: RevocationEvent, app_ttl_s: int) -> dict[str, Any]:
     # Receivers written for FusionAuth read these; ``applicationTimeToLiveInSeconds`` tells
-    # them how long a JWT of the app may still be presented (here the longest token lifetime).
-    fields: dict[str, Any] = {
-        "id": message_id,
-        "type": FUSIONAUTH_TYPE,
-        "createInstant": event.at,
-        "applicationId": event.app_id,
-        "applicationTimeToLiveInSeconds": {event.app_id: app_ttl_s},
-    }
+    # them how long a JWT of the app may still be presented (here the longest token lifetime,
+    # which bounds a JWT's too). A ``jwt`` event has no FusionAuth kind of its own: such a
+    # receiver takes it, as any of these, for "the user's JWTs (of the app) issued until now
+    # are void", exact for a cut-off and the safe side for one denied jti (README, Webhooks).
+    fields: dict[str, Any] = {"id": message_id, "type": FUSIONAUTH_TYPE, "createInstant": event.at}
+    if event.app_id:  # none: every app of the user, as FusionAuth leaves it out then
+        fields["applicationId"] = event.app_id
+    fields["applicationTimeToLiveInSeconds"] = {event.app_id: app_ttl_s} if event.app_id else {}
     if event.user_id is not None:
         fields["userId"] = event.user_id
-    if len(event.ids) == 1:
+    if len(event.ids) == 1 and event.kind is not EventKind.JWT:  # a jti names no refresh token
         fields["refreshTokenId"] = event.ids[0]
     if event.info:
         fields["info"] = event.info
