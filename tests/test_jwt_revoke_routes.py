@@ -4,6 +4,8 @@ answers, all denying the JWT as ``POST /v1/jwt/revoke`` does. On every backend."
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from helpers import ADMIN_HEADERS, add_clients, basic, bearer, call_as, client_entry, introspect
 from jwt_keys import AUDIENCE, ISSUER, SigningKey, write_jwks
 
+from service import sse
 from service.app import create_app
 from service.settings import Settings
 
@@ -70,9 +73,21 @@ async def test_oauth_revoke_denies_a_jwt_whatever_the_hint(
 ) -> None:
     exp = int(time.time()) + 300
     token = KEY.sign(jti="oauth-jti", exp=exp)
+    feed = await client.get("/v1/events")
+    messages = sse.parse(feed.content.readline)
+    async with asyncio.timeout(5):
+        assert (await anext(messages)).event == "ready"
     extra = {} if hint is None else {"token_type_hint": hint}
     assert await _oauth_revoke(client, token, **extra) == 200
     assert not await _active(client, token)
+    async with asyncio.timeout(5):
+        message = await anext(messages)
+    feed.close()
+    assert message.event == "jwt"
+    assert json.loads(message.data or "") == {
+        "kind": "jwt", "app_id": "web", "user_id": "alice", "ids": ["oauth-jti"],
+        "issuer": ISSUER, "expires_at": exp * 1000, "at": json.loads(message.data or "")["at"],
+    }  # fmt: skip
     [event] = await _jwt_events(client)
     assert event["ids"] == ["oauth-jti"]
     assert (event["issuer"], event["expires_at"]) == (ISSUER, exp * 1000)
