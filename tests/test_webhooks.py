@@ -19,7 +19,7 @@ from service.settings import Settings
 
 Client = TestClient[Any, Any]
 BACKENDS = pytest.mark.parametrize("backend", ["standalone", "cluster", "embedded"])
-FAST = {"webhook_timeout": 0.3, "webhook_claim_idle": 1.0, "webhook_backoff": 0.05}
+FAST = {"webhook_timeout": 0.3, "webhook_lease": 1.0, "webhook_backoff": 0.05}
 
 
 async def _service(aiohttp_client: Any, settings: Settings, hooks: Path, **extra: Any) -> Client:
@@ -58,7 +58,7 @@ async def test_a_revocation_is_posted_signed_once(
         assert got.body["data"]["user_id"] == "alice"
         assert got.webhook_id.count("-") == 1  # the events stream's id
         await receiver.wait_for(lambda: _counter(client, "audit", "delivered") == 1)
-        await asyncio.sleep(1.3)  # past the claim idle time: nothing more, it was acknowledged
+        await asyncio.sleep(1.3)  # past a lease renewal or two: nothing more, it was acknowledged
         assert len(receiver.received) == 1
 
 
@@ -118,7 +118,8 @@ async def test_dead_letter_after_the_retry_window_then_redelivered(
         response = await client.post(path)
         assert await response.json() == {"delivered": True, "error": None}
         assert receiver.delivered()[-1].webhook_id == failure["event_id"]
-        assert (await (await client.get("/v1/webhooks/down/failures")).json()) == {"failures": []}
+        listed = await (await client.get("/v1/webhooks/down/failures")).json()
+        assert listed == {"failures": [], "next_cursor": None}
         assert (await client.post(path)).status == 404
 
 
@@ -160,28 +161,6 @@ async def test_fusionauth_format_and_the_webhook_s_events_and_apps(
         assert (event["applicationId"], event["userId"]) == ("web", "alice")
         assert event["applicationTimeToLiveInSeconds"] == {"web": settings.max_ttl}
         assert event["id"] == got.webhook_id and isinstance(event["createInstant"], int)
-
-
-@BACKENDS
-async def test_a_retrying_worker_sees_its_event_taken_over(
-    aiohttp_client: Any, settings: Settings, tmp_path: Path
-) -> None:
-    # What lets a worker that looked dead stop retrying an event another replica now owns.
-    hooks = write_webhooks(tmp_path, {"id": "x", "url": "http://127.0.0.1:9/hook"})
-    client = await _service(aiohttp_client, settings, hooks)
-    store = client.app[STORE]
-    ops, key, group = await store.ops(), store.keys.events, "test-group"
-    await ops.xgroup_create(key, group, "$")
-    entry_id = (await ops.xadd(key, {"kind": "token", "app_id": "a"}, 0)).decode()
-    [(read_id, _)] = await ops.xreadgroup(key, group, "first", count=1, block_ms=10)
-    assert read_id.decode() == entry_id
-    assert await ops.xclaim_touch(key, group, "first", entry_id)
-    _cursor, claimed = await ops.xautoclaim(key, group, "second", 0, 1)
-    assert [entry[0].decode() for entry in claimed] == [entry_id]
-    assert not await ops.xclaim_touch(key, group, "first", entry_id)
-    assert await ops.xclaim_touch(key, group, "second", entry_id)
-    await ops.xack(key, group, entry_id)
-    assert not await ops.xclaim_touch(key, group, "second", entry_id)
 
 
 @BACKENDS
