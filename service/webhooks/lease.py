@@ -22,6 +22,7 @@ import secrets
 import time
 
 from service.errors import Unavailable
+from service.metrics import Metrics
 from service.store import TokenStore
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ CLAIMS_PER_TTL = 4  # a holder renews, and a standby tries, this often per TTL
 
 
 class Lease:
-    def __init__(self, store: TokenStore, webhook_id: str, ttl_s: float) -> None:
+    def __init__(self, store: TokenStore, webhook_id: str, ttl_s: float, metrics: Metrics) -> None:
         self._store = store
+        self._metrics = metrics
+        self._webhook_id = webhook_id
         self._key = store.keys.webhook_lease(webhook_id)
         self._token = secrets.token_hex(16)
         self._ttl_ms = max(1, int(ttl_s * 1000))
@@ -48,7 +51,11 @@ class Lease:
         """Take the lease when it is free, and extend it while held, until ``stopping``."""
         interval = self._ttl_ms / 1000 / CLAIMS_PER_TTL
         while not stopping.is_set():
-            await self.claim()
+            try:
+                await self.claim()
+            except Exception:  # a bug in one claim must not end the keeping
+                log.exception("webhook lease claim failed", extra=self._extra)
+            self._metrics.webhook_lease(self._webhook_id, held=self.held())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await stopping.wait()
@@ -85,6 +92,7 @@ class Lease:
         if not self.held():
             return
         self._valid_until = 0.0
+        self._metrics.webhook_lease(self._webhook_id, held=False)
         script = (await self._store.scripts()).release_lease
         with contextlib.suppress(Unavailable):
             await self._store.run("webhook_lease_release", script, [self._key], [self._token])

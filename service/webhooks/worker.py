@@ -89,7 +89,7 @@ class WebhookWorker:
         self._poster = poster
         self._group = group_name(hook.id)
         self._dead = DeadLetters(store, settings.max_ttl * 1000)
-        self.lease = Lease(store, hook.id, settings.webhook_lease)
+        self.lease = Lease(store, hook.id, settings.webhook_lease, metrics)
         self._stopping = asyncio.Event()
         self._grouped = False
         self._term = 0  # the lease term this worker has taken the pending entries over for
@@ -109,7 +109,6 @@ class WebhookWorker:
             keeper.cancel()  # before the release: a late renewal would take the lease again
             await asyncio.gather(keeper, return_exceptions=True)
         await self.lease.release()  # stopped: a standby takes over now, not a TTL later
-        self._metrics.webhook_lease(self.hook.id, held=False)
 
     async def _deliver(self) -> None:
         while not self._stopping.is_set():
@@ -127,10 +126,8 @@ class WebhookWorker:
                 await self._pause(FAULT_PAUSE_S)
 
     async def _step(self) -> None:
-        held = self.lease.held()
-        self._metrics.webhook_lease(self.hook.id, held=held)
         await self._refresh_backlog()
-        if not held:  # standing by, until this process takes the lease
+        if not self.lease.held():  # standing by, until this process takes the lease
             await self._pause(BACKLOG_EVERY_S, wake=self.lease.taken)
             self.lease.taken.clear()
             return
