@@ -179,6 +179,18 @@ class RedisOps:
     async def xack(self, key: str, group: str, entry_id: str) -> int:
         return int(await self._r.xack(key, group, entry_id))
 
+    async def xdelete_idle_consumers(self, key: str, group: str, keep: str) -> int:
+        """Delete the group's consumers other than ``keep`` that have no pending entries
+        (left by processes gone); how many were deleted."""
+        consumers: list[dict[str, Any]] = await self._r.xinfo_consumers(key, group)
+        deleted = 0
+        for consumer in consumers:
+            name = _text(consumer["name"])
+            if name != keep and int(consumer["pending"]) == 0:
+                await self._r.xgroup_delconsumer(key, group, name)
+                deleted += 1
+        return deleted
+
     async def xinfo_group(self, key: str, group: str) -> dict[str, Any] | None:
         groups: list[dict[str, Any]] = await self._r.xinfo_groups(key)
         for info in groups:

@@ -112,3 +112,6 @@ async def test_a_stopping_process_gives_the_lease_to_another_at_once(
         await _revoke(second, "bob")
         await receiver.wait_for(lambda: len(receiver.delivered()) == 2)
         assert len(receiver.received) == 2
+        redis = await _redis(second)
+        consumers = await redis.xinfo_consumers(second.app[STORE].keys.events, "webhook:handover")
+        assert len(consumers) == 1  # the first process's consumer went with the lease

@@ -18,7 +18,8 @@ webhooks still spread over replicas: each lease goes to whichever process takes 
   stream order (XAUTOCLAIM with no minimum idle time, from ``0-0``), delivering each: an event
   the previous holder read but did not acknowledge (it died mid-delivery) is delivered again,
   before any later one. The lease makes the idle time unneeded: the previous holder stopped
-  delivering before its lease could be taken. Then it reads new events (XREADGROUP ``>``).
+  delivering before its lease could be taken. Then it deletes the consumers left with nothing
+  pending (past holders') and reads new events (XREADGROUP ``>``).
 - Fencing: the worker checks that it still holds the lease before reading, before each POST
   and before a dead letter; it stops (leaving the event pending) when the lease runs out. An
   XACK is not fenced: it records a 2xx this process did get, and spares the next holder a
@@ -174,12 +175,24 @@ class WebhookWorker:
                 )
             if self._claim_from == "0-0":  # none after this one
                 self._pending = False
+                await self._forget_consumers()
             return _decoded(claimed[0]) if claimed else None
         with self._store.calls("webhook_read"):
             read = await ops.xreadgroup(
                 key, self._group, self._consumer, count=1, block_ms=self._block_ms
             )
         return _decoded(read[0]) if read else None
+
+    async def _forget_consumers(self) -> None:
+        """Once the pending entries are this process's, drop the consumers of processes gone
+        (each process that held the lease made one), so that the group does not fill up."""
+        ops = await self._store.ops()
+        with self._store.calls("webhook_consumers"):
+            deleted = await ops.xdelete_idle_consumers(
+                self._store.keys.events, self._group, self._consumer
+            )
+        if deleted:
+            log.info("webhook consumers of past holders deleted", extra=self._extra())
 
     async def _handle(self, event_id: str, fields: dict[str, str]) -> None:
         event = RevocationEvent.from_fields(fields)
