@@ -47,6 +47,10 @@ class Lease:
     def held(self) -> bool:
         return time.monotonic() < self._valid_until
 
+    def remaining(self) -> float:
+        """Seconds this process still holds the lease for, unless extended (0: not held)."""
+        return max(0.0, self._valid_until - time.monotonic())
+
     async def keep(self, stopping: asyncio.Event) -> None:
         """Take the lease when it is free, and extend it while held, until ``stopping``."""
         interval = self._ttl_ms / 1000 / CLAIMS_PER_TTL

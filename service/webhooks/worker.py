@@ -21,8 +21,11 @@ webhooks still spread over replicas: each lease goes to whichever process takes 
   delivering before its lease could be taken. Then it deletes the consumers left with nothing
   pending (past holders') and reads new events (XREADGROUP ``>``).
 - Fencing: the worker checks that it still holds the lease before reading, before each POST
-  and before a dead letter; it stops (leaving the event pending) when the lease runs out. An
-  XACK is not fenced: it records a 2xx this process did get, and spares the next holder a
+  and before a dead letter; it stops (leaving the event pending) when the lease runs out. A
+  blocking read waits no longer than the lease has left, so that Redis cannot hand it an
+  event after another process took over (if it still did, after a long network delay, the
+  holder finds that event pending between two of its own and delivers it then, out of order).
+  An XACK is not fenced: it records a 2xx this process did get, and spares the next holder a
   duplicate. A POST already sent when the lease runs out may still arrive: a duplicate of the
   event the next holder starts with, never a later event before it.
 - A failed attempt is retried after an exponential backoff with jitter, until
@@ -177,9 +180,14 @@ class WebhookWorker:
                 self._pending = False
                 await self._forget_consumers()
             return _decoded(claimed[0]) if claimed else None
+        # A blocking read must not outlast the lease: Redis could hand it an event after
+        # another process took the lease over and went over the pending entries.
+        block_ms = min(self._block_ms, int(self.lease.remaining() * 1000))
+        if block_ms < 1:  # (0 would block for ever)
+            return None
         with self._store.calls("webhook_read"):
             read = await ops.xreadgroup(
-                key, self._group, self._consumer, count=1, block_ms=self._block_ms
+                key, self._group, self._consumer, count=1, block_ms=block_ms
             )
         return _decoded(read[0]) if read else None
 
@@ -250,10 +258,15 @@ class WebhookWorker:
         ops = await self._store.ops()
         with self._store.calls("webhook_backlog"):
             info = await ops.xinfo_group(self._store.keys.events, self._group)
-        if info is not None:
-            # ``lag``: entries the group has not read yet (None when Redis cannot tell).
-            unread = int(info.get("lag") or 0)
-            self._metrics.webhook_backlog(self.hook.id, unread + int(info["pending"]))
+        if info is None:
+            return
+        # ``lag``: entries the group has not read yet (None when Redis cannot tell).
+        unread, pending = int(info.get("lag") or 0), int(info["pending"])
+        self._metrics.webhook_backlog(self.hook.id, unread + pending)
+        if pending and self.lease.held():
+            # Between two events the holder has none pending of its own: these were read by
+            # a past holder after this one's takeover pass (see _next). Deliver them now.
+            self._restart_pending()
 
 
 def _decoded(entry: tuple[bytes, dict[bytes, bytes]]) -> tuple[str, dict[str, str]]:
