@@ -1,13 +1,14 @@
 """Signed webhooks: how long a revocation takes to reach a receiver, and how many events one
-process delivers per second to one webhook (one at a time, in stream order).
+webhook gets per second (one at a time, in stream order, from the process holding its lease).
 
 ``python -m bench.webhooks [--events 500] [--replicas 1]``
 
-One redis-server, ``--replicas`` service processes sharing it and one webhook, a receiver in
-this process (aiohttp, on loopback) that verifies every signature with ``standardwebhooks``
-and answers 204. ``--events`` tokens are revoked one by one through HTTP, as fast as they
-answer; it prints the latency from each event's ``at`` to its arrival (p50, p99, max), the
-delivery rate over the burst, and the events missing or answered 2xx twice (both must be 0).
+One redis-server, ``--replicas`` service processes sharing it and one webhook (one of them
+delivers, the others stand by), a receiver in this process (aiohttp, on loopback) that
+verifies every signature with ``standardwebhooks`` and answers 204. ``--events`` tokens are
+revoked one by one through HTTP, as fast as they answer; it prints the latency from each
+event's ``at`` to its arrival (p50, p99, max), the delivery rate over the burst, and the
+events missing or answered 2xx twice (both must be 0).
 Then the same number of events is revoked while no process delivers (a process without the
 webhook), and the replicas are started again: how fast they drain that backlog.
 """

@@ -30,9 +30,15 @@ never appear in key names (they may hold braces); only hashes of them do.
   an app id -> us: the user's JWTs (of that app) issued before it are revoked. Beside the
   user's hash (same slot); expires ``TOKENSTORE_JWT_MAX_TTL`` after its last change. The
   per-app cut-off is the app watermark above.
-- ``wh:<webhook id>:failed`` hash: a webhook's dead letters, stream id -> JSON (webhooks/);
-  the webhook's consumer group on ``events`` is ``webhook:<id>``. Webhook ids are the config's
-  plain ``[A-Za-z0-9._-]`` names, never user input.
+- ``wh:{<webhook id>}:failed`` hash: a webhook's dead letters, stream id -> JSON, and
+  ``wh:{<webhook id>}:failed.order`` zset (every score 0): their stream ids, zero-padded so
+  that the lexical order is the stream's (``dead_letter_member``), for paging oldest first.
+  ``wh:{<webhook id>}:lease`` string: the random token of the one process delivering the
+  webhook's events, expiring ``TOKENSTORE_WEBHOOK_LEASE`` after its last renewal
+  (webhooks/lease.py). A webhook's keys share its slot (its id is the tag): the dead-letter
+  scripts write both of theirs at once. The webhook's consumer group on ``events`` is
+  ``webhook:<id>``. Webhook ids are the config's plain ``[A-Za-z0-9._-]`` names (no braces),
+  never user input.
 - ``meta`` hash: ``tag_key``, the secret behind user tags, and ``layout``, the version of
   this layout; the one key with no expiry.
 
@@ -77,8 +83,13 @@ class Keys:
         slot_tag = written[written.index("{") : written.index("}") + 1]
         return f"{self.prefix}d:{slot_tag}"
 
-    def webhook_failures(self, webhook_id: str) -> str:
-        return f"{self.prefix}wh:{webhook_id}:failed"
+    def webhook_failures(self, webhook_id: str) -> tuple[str, str]:
+        """A webhook's dead letters (hash) and their order (zset), in one slot."""
+        failed = f"{self.prefix}wh:{{{webhook_id}}}:failed"
+        return failed, f"{failed}.order"
+
+    def webhook_lease(self, webhook_id: str) -> str:
+        return f"{self.prefix}wh:{{{webhook_id}}}:lease"
 
     def user_events(self, tag: str) -> str:
         return f"{self.prefix}e:{{{tag}}}"
@@ -103,6 +114,21 @@ class Keys:
         """The Cluster's copies of the watermarks hash, by slot window; the first one is
         ``watermarks`` itself (which a standalone Redis keeps alone)."""
         return [f"{self.prefix}{{{tag}}}aw" for tag in _COPY_TAGS]
+
+
+STREAM_ID_DIGITS = 20  # either number of a stream id is at most 2**64 - 1
+
+
+def dead_letter_member(event_id: str) -> str:
+    """A stream id ("<ms>-<seq>") as a member of a webhook's dead-letter order: both numbers
+    zero-padded, so that members sort (ZRANGE BYLEX) as the stream does."""
+    ms, _, seq = event_id.partition("-")
+    return f"{int(ms):0{STREAM_ID_DIGITS}d}-{int(seq or 0):0{STREAM_ID_DIGITS}d}"
+
+
+def dead_letter_id(member: str) -> str:
+    ms, _, seq = member.partition("-")
+    return f"{int(ms)}-{int(seq)}"
 
 
 def copy_window(slot: int) -> int:

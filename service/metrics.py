@@ -82,6 +82,11 @@ WEBHOOK_BACKLOG = Family(
     "Events of the stream a webhook has not had a 2xx for yet (unread and pending).",
     ("webhook",),
 )
+WEBHOOK_LEASE = Family(
+    "tokenstore_webhook_lease_held",
+    "1 where this process (or another worker of its pod) holds the webhook's delivery lease.",
+    ("webhook",),
+)
 HISTOGRAMS = {f.name: f for f in (HTTP_SECONDS, REDIS_SECONDS)}
 
 _ORIGIN = ("minted", "registered")  # by `registered`
@@ -191,12 +196,11 @@ class Tally:
             for labels, n in self.counters.get(family.name, {}).items():
                 counter.add_metric(labels, n)
             yield counter
-        backlog = GaugeMetricFamily(
-            WEBHOOK_BACKLOG.name, WEBHOOK_BACKLOG.help, labels=WEBHOOK_BACKLOG.labels
-        )
-        for labels, value in self.highest.get(WEBHOOK_BACKLOG.name, {}).items():
-            backlog.add_metric(labels, value)
-        yield backlog
+        for family in (WEBHOOK_BACKLOG, WEBHOOK_LEASE):
+            gauge = GaugeMetricFamily(family.name, family.help, labels=family.labels)
+            for labels, value in self.highest.get(family.name, {}).items():
+                gauge.add_metric(labels, value)
+            yield gauge
 
 
 def _histogram_family(family: Family, histograms: dict[Labels, Histogram]) -> Metric:
@@ -228,6 +232,7 @@ class Metrics:
         self._answers = [0, 0]  # by `active`; both always shown, as before
         self._webhook_outcomes: Counter[Labels] = Counter()
         self._webhook_backlog: dict[Labels, float] = {}
+        self._webhook_lease: dict[Labels, float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -274,6 +279,9 @@ class Metrics:
     def webhook_backlog(self, webhook_id: str, events: int) -> None:
         self._webhook_backlog[(webhook_id,)] = float(events)
 
+    def webhook_lease(self, webhook_id: str, *, held: bool) -> None:
+        self._webhook_lease[(webhook_id,)] = float(held)
+
     # --- snapshots and exposition -----------------------------------------------------------
 
     def tally(self) -> Tally:
@@ -292,6 +300,7 @@ class Metrics:
         }
         tally.counters[WEBHOOK_DELIVERIES.name] = dict(self._webhook_outcomes)
         tally.highest[WEBHOOK_BACKLOG.name] = dict(self._webhook_backlog)
+        tally.highest[WEBHOOK_LEASE.name] = dict(self._webhook_lease)
         return tally
 
     def write_snapshot(self) -> None:

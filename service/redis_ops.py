@@ -176,17 +176,20 @@ class RedisOps:
         reply = await self._r.xautoclaim(key, group, consumer, min_idle_ms, start, count=count)
         return _text(reply[0]), [entry for entry in reply[1] if entry[1] is not None]
 
-    async def xclaim_touch(self, key: str, group: str, consumer: str, entry_id: str) -> bool:
-        """Claim ``entry_id`` again for this consumer (resetting its idle time), if it is
-        still pending to it; False if another consumer took it over or acknowledged it."""
-        pending = await self._r.xpending_range(key, group, entry_id, entry_id, 1)
-        if not pending or _text(pending[0]["consumer"]) != consumer:
-            return False
-        claimed = await self._r.xclaim(key, group, consumer, 0, [entry_id], justid=True)
-        return bool(claimed)
-
     async def xack(self, key: str, group: str, entry_id: str) -> int:
         return int(await self._r.xack(key, group, entry_id))
+
+    async def xdelete_idle_consumers(self, key: str, group: str, keep: str) -> int:
+        """Delete the group's consumers other than ``keep`` that have no pending entries
+        (left by processes gone); how many were deleted."""
+        consumers: list[dict[str, Any]] = await self._r.xinfo_consumers(key, group)
+        deleted = 0
+        for consumer in consumers:
+            name = _text(consumer["name"])
+            if name != keep and int(consumer["pending"]) == 0:
+                await self._r.xgroup_delconsumer(key, group, name)
+                deleted += 1
+        return deleted
 
     async def xinfo_group(self, key: str, group: str) -> dict[str, Any] | None:
         groups: list[dict[str, Any]] = await self._r.xinfo_groups(key)
@@ -195,21 +198,15 @@ class RedisOps:
                 return info
         return None
 
-    async def hset_expiring(self, key: str, field: str, value: bytes, px: int) -> None:
-        pipe = self._r.pipeline(transaction=False)
-        pipe.hset(key, field, value)
-        pipe.pexpire(key, px)
-        await pipe.execute()
+    async def zrange_after(self, key: str, after: str | None, count: int) -> list[bytes]:
+        """Up to ``count`` members of a zset whose scores are all equal, in lexical order,
+        from just after member ``after`` (None: from the first)."""
+        low = "-" if after is None else f"({after}"
+        members: list[bytes] = await self._r.zrange(key, low, "+", bylex=True, offset=0, num=count)
+        return members
 
-    async def hdel(self, key: str, field: str) -> int:
-        return int(await self._r.hdel(key, field))
-
-    async def hscan_some(self, key: str, count: int) -> dict[bytes, bytes]:
-        """Up to about ``count`` fields of a hash (one HSCAN round, or all of a small one)."""
-        found: dict[bytes, bytes] = {}
-        cursor = 0
-        while True:
-            cursor, page = await self._r.hscan(key, cursor, count=count)
-            found.update(page)
-            if cursor == 0 or len(found) >= count:
-                return found
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
+        if not fields:
+            return []
+        values: list[bytes | None] = await self._r.hmget(key, list(fields))
+        return values

@@ -309,17 +309,17 @@ class Settings:
     webhook_backoff: float = _setting(
         1.0,
         _seconds(0.01, 3600),
-        "Seconds before a webhook's first retry; doubled each time "
-        "(with jitter), at most a quarter of `TOKENSTORE_WEBHOOK_CLAIM_IDLE`.",
+        "Seconds before a webhook's first retry; doubled each time (with jitter), "
+        "at most 30 s (or this, if longer).",
     )
     webhook_timeout: float = _setting(
         10.0, _seconds(0.05, 300), "Seconds a webhook receiver has to answer a POST."
     )
-    webhook_claim_idle: float = _setting(
-        120.0,
-        _seconds(0.2, 86400),
-        "Seconds an event may stay unacknowledged by a dead "
-        "replica before another one delivers it (XAUTOCLAIM).",
+    webhook_lease: float = _setting(
+        10.0,
+        _seconds(0.5, 600),
+        "Seconds a webhook's delivery lease lasts unrenewed: how soon another replica "
+        "delivers when the one delivering dies.",
     )
 
     def __post_init__(self) -> None:
@@ -340,12 +340,6 @@ class Settings:
                 "use another port, or 0 for none"
             )
         self._check_jwt()
-        if self.webhook_timeout * 2 >= self.webhook_claim_idle:
-            # A replica delivering an event must not look dead to the others while it waits.
-            raise SettingsError(
-                f"{env_name('webhook_claim_idle')} ({self.webhook_claim_idle}) must be more "
-                f"than twice {env_name('webhook_timeout')} ({self.webhook_timeout})"
-            )
         if self.default_ttl > self.max_ttl:
             raise SettingsError(
                 f"{env_name('default_ttl')} ({self.default_ttl}) is greater than "

@@ -69,6 +69,11 @@ class _Scripts:
         self.touch = load_script(client, "touch")
         self.deny_jwt = load_script(client, "deny_jwt")
         self.cut_off_jwts = load_script(client, "cut_off_jwts")
+        # Webhooks (service.webhooks): the delivery lease, the dead letters.
+        self.claim_lease = load_script(client, "claim_lease")
+        self.release_lease = load_script(client, "release_lease")
+        self.add_dead_letter = load_script(client, "add_dead_letter")
+        self.drop_dead_letter = load_script(client, "drop_dead_letter")
 
 
 class TokenStore:

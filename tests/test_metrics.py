@@ -31,6 +31,7 @@ from service.metrics import (
     REVOCATIONS,
     WEBHOOK_BACKLOG,
     WEBHOOK_DELIVERIES,
+    WEBHOOK_LEASE,
     Metrics,
     Tally,
     mark_process_dead,
@@ -173,6 +174,7 @@ def observe_all(metrics: Metrics, rounds: int = 3) -> None:
         metrics.revoked(("token", "user", "limit")[n])
         metrics.webhook_delivery("audit", ("delivered", "retried", "delivered")[n])
         metrics.webhook_backlog("audit", n)
+        metrics.webhook_lease("audit", held=n != 1)
         metrics.started()  # one request per round still in flight
         metrics.feed_subscribers += 1  # and one feed stream per round open
 
@@ -197,6 +199,9 @@ def prometheus_client_text(rounds: int = 3) -> bytes:
     backlog = prometheus_client.Gauge(
         WEBHOOK_BACKLOG.name, WEBHOOK_BACKLOG.help, WEBHOOK_BACKLOG.labels, registry=r
     )
+    lease = prometheus_client.Gauge(
+        WEBHOOK_LEASE.name, WEBHOOK_LEASE.help, WEBHOOK_LEASE.labels, registry=r
+    )
     counters[INTROSPECTIONS.name].labels("active")
     counters[INTROSPECTIONS.name].labels("inactive")
     for n in range(rounds):
@@ -216,6 +221,7 @@ def prometheus_client_text(rounds: int = 3) -> bytes:
             "audit", ("delivered", "retried", "delivered")[n]
         ).inc()
         backlog.labels("audit").set(n)
+        lease.labels("audit").set(float(n != 1))
         in_flight.inc()
         feed.inc()
     text = prometheus_client.generate_latest(r).decode()
@@ -269,12 +275,15 @@ def test_a_webhook_backlog_is_the_largest_any_worker_reports(tmp_path: Path) -> 
     scraped.webhook_backlog("audit", 5)
     other.webhook_backlog("audit", 7)
     other.webhook_backlog("billing", 1)
+    scraped.webhook_lease("audit", held=False)  # the lease: 1 where any worker holds it
+    other.webhook_lease("audit", held=True)
     other.webhook_delivery("audit", "delivered")
     scraped.webhook_delivery("audit", "delivered")
     other.write_snapshot()
     samples = parsed(scraped.render())
     assert samples[WEBHOOK_BACKLOG.name, frozenset({("webhook", "audit")})] == 7
     assert samples[WEBHOOK_BACKLOG.name, frozenset({("webhook", "billing")})] == 1
+    assert samples[WEBHOOK_LEASE.name, frozenset({("webhook", "audit")})] == 1
     delivered = frozenset({("webhook", "audit"), ("outcome", "delivered")})
     assert samples[WEBHOOK_DELIVERIES.name + "_total", delivered] == 2
 

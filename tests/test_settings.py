@@ -69,7 +69,8 @@ BAD_VALUES = [
     ("TOKENSTORE_WEBHOOK_RETRY_FOR", "0"),
     ("TOKENSTORE_WEBHOOK_BACKOFF", "0"),
     ("TOKENSTORE_WEBHOOK_TIMEOUT", "nan"),
-    ("TOKENSTORE_WEBHOOK_CLAIM_IDLE", "0.1"),
+    ("TOKENSTORE_WEBHOOK_LEASE", "0.1"),
+    ("TOKENSTORE_WEBHOOK_LEASE", "10m"),
 ]
 # Settings whose every value is valid: an empty clients file is "unset".
 ANY_VALUE = {"TOKENSTORE_CLIENTS_FILE", "TOKENSTORE_WEBHOOKS_FILE"}
@@ -112,14 +113,6 @@ def test_unknown_variables() -> None:
 def test_default_ttl_above_max_is_refused() -> None:
     with pytest.raises(SettingsError, match="TOKENSTORE_DEFAULT_TTL"):
         Settings.from_env({"TOKENSTORE_DEFAULT_TTL": "100", "TOKENSTORE_MAX_TTL": "10"})
-
-
-def test_a_webhook_claim_idle_within_two_timeouts_is_refused() -> None:
-    # A replica still waiting for a receiver would look dead, and its event be sent twice.
-    environ = {"TOKENSTORE_WEBHOOK_CLAIM_IDLE": "5", "TOKENSTORE_WEBHOOK_TIMEOUT": "2.5"}
-    with pytest.raises(SettingsError, match="TOKENSTORE_WEBHOOK_CLAIM_IDLE"):
-        Settings.from_env(environ)
-    assert Settings.from_env({**environ, "TOKENSTORE_WEBHOOK_TIMEOUT": "2.4"}).webhook_timeout
 
 
 def _readme_table() -> dict[str, str]:

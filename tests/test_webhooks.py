@@ -4,6 +4,7 @@ standalone Redis and a Cluster: retries, a timeout, dead letters and their redel
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ from webhook_receivers import Receiver, write_webhooks
 from service.api.metrics import METRICS
 from service.api.responses import STORE
 from service.app import create_app
+from service.events import EventKind, RevocationEvent
 from service.settings import Settings
+from service.webhooks.dead_letters import DeadLetter, DeadLetters
 
 Client = TestClient[Any, Any]
 BACKENDS = pytest.mark.parametrize("backend", ["standalone", "cluster", "embedded"])
-FAST = {"webhook_timeout": 0.3, "webhook_claim_idle": 1.0, "webhook_backoff": 0.05}
+FAST = {"webhook_timeout": 0.3, "webhook_lease": 1.0, "webhook_backoff": 0.05}
 
 
 async def _service(aiohttp_client: Any, settings: Settings, hooks: Path, **extra: Any) -> Client:
@@ -58,7 +61,7 @@ async def test_a_revocation_is_posted_signed_once(
         assert got.body["data"]["user_id"] == "alice"
         assert got.webhook_id.count("-") == 1  # the events stream's id
         await receiver.wait_for(lambda: _counter(client, "audit", "delivered") == 1)
-        await asyncio.sleep(1.3)  # past the claim idle time: nothing more, it was acknowledged
+        await asyncio.sleep(1.3)  # past a lease renewal or two: nothing more, it was acknowledged
         assert len(receiver.received) == 1
 
 
@@ -118,7 +121,8 @@ async def test_dead_letter_after_the_retry_window_then_redelivered(
         response = await client.post(path)
         assert await response.json() == {"delivered": True, "error": None}
         assert receiver.delivered()[-1].webhook_id == failure["event_id"]
-        assert (await (await client.get("/v1/webhooks/down/failures")).json()) == {"failures": []}
+        listed = await (await client.get("/v1/webhooks/down/failures")).json()
+        assert listed == {"failures": [], "next_cursor": None}
         assert (await client.post(path)).status == 404
 
 
@@ -163,28 +167,6 @@ async def test_fusionauth_format_and_the_webhook_s_events_and_apps(
 
 
 @BACKENDS
-async def test_a_retrying_worker_sees_its_event_taken_over(
-    aiohttp_client: Any, settings: Settings, tmp_path: Path
-) -> None:
-    # What lets a worker that looked dead stop retrying an event another replica now owns.
-    hooks = write_webhooks(tmp_path, {"id": "x", "url": "http://127.0.0.1:9/hook"})
-    client = await _service(aiohttp_client, settings, hooks)
-    store = client.app[STORE]
-    ops, key, group = await store.ops(), store.keys.events, "test-group"
-    await ops.xgroup_create(key, group, "$")
-    entry_id = (await ops.xadd(key, {"kind": "token", "app_id": "a"}, 0)).decode()
-    [(read_id, _)] = await ops.xreadgroup(key, group, "first", count=1, block_ms=10)
-    assert read_id.decode() == entry_id
-    assert await ops.xclaim_touch(key, group, "first", entry_id)
-    _cursor, claimed = await ops.xautoclaim(key, group, "second", 0, 1)
-    assert [entry[0].decode() for entry in claimed] == [entry_id]
-    assert not await ops.xclaim_touch(key, group, "first", entry_id)
-    assert await ops.xclaim_touch(key, group, "second", entry_id)
-    await ops.xack(key, group, entry_id)
-    assert not await ops.xclaim_touch(key, group, "second", entry_id)
-
-
-@BACKENDS
 async def test_a_deleted_consumer_group_is_created_again(
     aiohttp_client: Any, settings: Settings, tmp_path: Path
 ) -> None:
@@ -201,3 +183,67 @@ async def test_a_deleted_consumer_group_is_created_again(
                 await asyncio.sleep(0.05)
         await _revoke(client)
         await receiver.wait_for(lambda: len(receiver.delivered()) == 1)
+
+
+async def _failures(client: Client, query: str = "") -> Any:
+    response = await client.get(f"/v1/webhooks/down/failures{query}")
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+@BACKENDS
+async def test_dead_letters_are_paged_oldest_first(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    hooks = write_webhooks(tmp_path, {"id": "down", "url": "http://127.0.0.1:9/hook"})
+    client = await _service(aiohttp_client, settings, hooks)
+    store = client.app[STORE]
+    dead = DeadLetters(store, 60_000)
+    # Stream order; 12 ids per millisecond, so that "1000-10" must come after "1000-9".
+    ids = [f"{1000 + n // 12}-{n % 12}" for n in range(250)]
+    for event_id in random.Random(7).sample(ids, len(ids)):
+        event = RevocationEvent(EventKind.TOKEN, "web", "alice", (f"t{event_id}",), at=1)
+        await dead.add("down", DeadLetter(event_id, event, 3, "HTTP 503", 5))
+
+    listed, sizes, cursor = [], [], None
+    while True:
+        page = await _failures(client, "" if cursor is None else f"?cursor={cursor}")
+        sizes.append(len(page["failures"]))
+        listed += [failure["event_id"] for failure in page["failures"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert sizes == [100, 100, 50] and listed == ids
+    assert page["failures"][-1]["event"]["ids"] == [f"t{ids[-1]}"]
+    assert [len((await _failures(client, f"?limit={n}"))["failures"]) for n in (250, 1000)] == [
+        250, 250
+    ]  # fmt: skip
+    assert (await _failures(client, "?limit=250"))["next_cursor"] is None
+    assert (await _failures(client, "?limit=249"))["next_cursor"] == ids[248]
+    page = await _failures(client, "?limit=3&cursor=1000-9")
+    assert [f["event_id"] for f in page["failures"]] == ["1000-10", "1000-11", "1001-0"]
+    assert page["next_cursor"] == "1001-0"
+    assert await _failures(client, "?cursor=99999-0") == {"failures": [], "next_cursor": None}
+
+    redis: Any = await store.client()
+    letters_key, order_key = store.keys.webhook_failures("down")
+    assert 0 < await redis.pttl(letters_key) <= 60_000
+    assert 0 < await redis.pttl(order_key) <= 60_000
+    await dead.drop("down", "1000-10")  # as a redelivery does: both keys in step
+    assert (await redis.hlen(letters_key), await redis.zcard(order_key)) == (249, 249)
+    page = await _failures(client, "?limit=2&cursor=1000-9")
+    assert [f["event_id"] for f in page["failures"]] == ["1000-11", "1001-0"]
+
+
+async def test_bad_paging_of_dead_letters(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    hooks = write_webhooks(tmp_path, {"id": "down", "url": "http://127.0.0.1:9/hook"})
+    client = await _service(aiohttp_client, settings, hooks)
+    cases = {
+        "limit=0": "invalid_query", "limit=1001": "invalid_query", "limit=ten": "invalid_query",
+        "cursor=abc": "invalid_cursor", "cursor=1-": "invalid_cursor",
+    }  # fmt: skip
+    for query, code in cases.items():
+        response = await client.get(f"/v1/webhooks/down/failures?{query}")
+        assert (response.status, (await response.json())["error"]) == (400, code), query
+    assert await _failures(client, "?limit=&cursor=") == {"failures": [], "next_cursor": None}

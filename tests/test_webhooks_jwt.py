@@ -33,7 +33,7 @@ async def test_jwt_events_reach_standard_and_fusionauth_receivers(
         settings = Settings(
             redis_url=redis_url, clients_file=str(clients_file), webhooks_file=str(hooks),
             jwt_jwks_file=str(write_jwks(tmp_path / "jwks.json", KEY)), jwt_issuers=(ISSUER,),
-            jwt_audience=AUDIENCE, webhook_timeout=0.3, webhook_claim_idle=1.0,
+            jwt_audience=AUDIENCE, webhook_timeout=0.3,
             webhook_backoff=0.05,
         )  # fmt: skip
         client: Client = await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)

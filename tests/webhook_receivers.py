@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ class Received:
     webhook_id: str
     body: Any
     status: int  # what the receiver answered
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
 
 
 # Given the number of requests so far (0 for the first), what to do: (delay s, status).

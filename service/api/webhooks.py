@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from service.api.bodies import query_int
 from service.api.metrics import METRICS
 from service.api.openapi_parts import errors, json_body, param, text
 from service.api.responses import SETTINGS, STORE, json_response
@@ -16,6 +17,7 @@ from service.auth import Rule
 from service.clients import Permission
 from service.errors import BadRequest
 from service.webhooks.config import ID_PATTERN
+from service.webhooks.dead_letters import PAGE_DEFAULT, PAGE_MAX
 from service.webhooks.registry import Webhooks
 
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
@@ -44,8 +46,13 @@ def _path(request: web.Request, name: str, pattern: re.Pattern[str]) -> str:
 
 async def failures(request: web.Request) -> web.Response:
     webhook_id = _path(request, "webhook_id", _WEBHOOK_ID_RE)
-    letters = await request.app[WEBHOOKS].failures(webhook_id)
-    return json_response({"failures": [letter.public() for letter in letters]})
+    limit = query_int(request.query, "limit", PAGE_DEFAULT, low=1, high=PAGE_MAX)
+    cursor = request.query.get("cursor") or None
+    if cursor is not None and not _EVENT_ID_RE.fullmatch(cursor):
+        raise BadRequest("not a cursor of this listing", code="invalid_cursor")
+    page = await request.app[WEBHOOKS].failures(webhook_id, limit, cursor)
+    letters = [letter.public() for letter in page.letters]
+    return json_response({"failures": letters, "next_cursor": page.next_cursor})
 
 
 async def redeliver(request: web.Request) -> web.Response:
@@ -70,8 +77,13 @@ FAILURE = {
         "failed_at": {"type": "integer", "description": "Epoch ms"},
     },
 }
-FAILURES = {"type": "object", "required": ["failures"],
-            "properties": {"failures": {"type": "array", "items": FAILURE}}}  # fmt: skip
+FAILURES = {"type": "object", "required": ["failures", "next_cursor"], "properties": {
+    "failures": {"type": "array", "items": FAILURE},
+    "next_cursor": {"type": ["string", "null"],
+                    "description": "`cursor` of the next page; null on the last one"}}}  # fmt: skip
+LIMIT = {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT}
+CURSOR = param("cursor", "query", "`next_cursor` of the previous page",
+               schema=text(EVENT_ID_PATTERN, allow_empty=True))  # fmt: skip
 REDELIVERED = {
     "type": "object",
     "required": ["delivered", "error"],
@@ -82,8 +94,10 @@ DIALECT = Dialect("webhooks", (
     Route("GET", "/v1/webhooks/{webhook_id:[^/]+}/failures", failures, name="webhooks.failures",
           rule=Rule(Permission.ADMIN), openapi={
         "summary": "A webhook's dead letters: events not delivered in the retry window "
-                   "(at most 100, oldest first)",
-        "parameters": [WEBHOOK_ID],
+                   "(oldest first, paged)",
+        "parameters": [WEBHOOK_ID,
+                       param("limit", "query", "Page size (ASCII digits)", schema=LIMIT),
+                       CURSOR],
         "responses": {"200": json_body(FAILURES, "The dead letters"),
                       **errors(400, 404, 503)}}),
     Route("POST", "/v1/webhooks/{webhook_id:[^/]+}/failures/{event_id:[^/]+}/redeliver",

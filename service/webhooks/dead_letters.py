@@ -1,7 +1,8 @@
 """A webhook's dead letters: events whose delivery failed for the whole retry window. Kept in
-a Redis hash per webhook (stream id -> JSON), listed by ``GET /v1/webhooks/{id}/failures``,
-redelivered (and then dropped) by ``POST .../failures/{event_id}/redeliver``. The hash expires
-after the longest token lifetime without a new failure, as the events stream is trimmed."""
+a Redis hash per webhook (stream id -> JSON) beside a zset of their ids in stream order, listed
+a page at a time, oldest first, by ``GET /v1/webhooks/{id}/failures``, redelivered (and then
+dropped) by ``POST .../failures/{event_id}/redeliver``. Both keys expire after the longest
+token lifetime without a new failure, as the events stream is trimmed."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any
 import orjson
 
 from service.events import RevocationEvent
+from service.keys import dead_letter_id, dead_letter_member
 from service.store import TokenStore
 
-LISTED = 100  # failures answered by one listing, oldest first
+PAGE_DEFAULT, PAGE_MAX = 100, 1000  # dead letters of one listing (``limit``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +36,10 @@ class DeadLetter:
         }
 
 
-def _stream_order(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
+@dataclass(frozen=True, slots=True)
+class DeadLetterPage:
+    letters: list[DeadLetter]
+    next_cursor: str | None  # the last listed event id, while more follow
 
 
 class DeadLetters:
@@ -53,31 +56,37 @@ class DeadLetters:
                 "failed_at": letter.failed_at,
             }
         )
-        ops = await self._store.ops()
-        key = self._store.keys.webhook_failures(webhook_id)
-        with self._store.calls("webhook_dead_letter"):
-            await ops.hset_expiring(key, letter.event_id, value, self._retention_ms)
+        script = (await self._store.scripts()).add_dead_letter
+        member = dead_letter_member(letter.event_id)
+        args = [letter.event_id, member, value, self._retention_ms]
+        keys = list(self._store.keys.webhook_failures(webhook_id))
+        await self._store.run("webhook_dead_letter", script, keys, args)
 
-    async def list(self, webhook_id: str) -> list[DeadLetter]:
+    async def page(self, webhook_id: str, limit: int, after: str | None) -> DeadLetterPage:
+        """Up to ``limit`` dead letters, oldest first, after event id ``after`` (a cursor)."""
         ops = await self._store.ops()
-        key = self._store.keys.webhook_failures(webhook_id)
+        letters_key, order_key = self._store.keys.webhook_failures(webhook_id)
+        start = None if after is None else dead_letter_member(after)
         with self._store.calls("webhook_failures"):
-            raw = await ops.hscan_some(key, LISTED)
-        letters = [_letter(k.decode(), v) for k, v in raw.items()]
-        kept = (letter for letter in letters if letter is not None)
-        return sorted(kept, key=lambda letter: _stream_order(letter.event_id))[:LISTED]
+            members = await ops.zrange_after(order_key, start, limit + 1)
+            ids = [dead_letter_id(member.decode()) for member in members[:limit]]
+            raw = await ops.hmget(letters_key, ids)
+        found = (_letter(i, value) for i, value in zip(ids, raw, strict=True) if value)
+        letters = [letter for letter in found if letter is not None]
+        return DeadLetterPage(letters, ids[-1] if len(members) > limit else None)
 
     async def get(self, webhook_id: str, event_id: str) -> DeadLetter | None:
         ops = await self._store.ops()
-        key = self._store.keys.webhook_failures(webhook_id)
+        letters_key, _order = self._store.keys.webhook_failures(webhook_id)
         with self._store.calls("webhook_failure"):
-            raw = await ops.hget(key, event_id)
+            raw = await ops.hget(letters_key, event_id)
         return None if raw is None else _letter(event_id, raw)
 
     async def drop(self, webhook_id: str, event_id: str) -> None:
-        ops = await self._store.ops()
-        with self._store.calls("webhook_failure_drop"):
-            await ops.hdel(self._store.keys.webhook_failures(webhook_id), event_id)
+        script = (await self._store.scripts()).drop_dead_letter
+        keys = list(self._store.keys.webhook_failures(webhook_id))
+        args = [event_id, dead_letter_member(event_id)]
+        await self._store.run("webhook_failure_drop", script, keys, args)
 
 
 def _letter(event_id: str, raw: bytes) -> DeadLetter | None:

@@ -13,7 +13,7 @@ from service.settings import Settings
 from service.store import TokenStore
 from service.webhooks import config, payloads
 from service.webhooks.config import Webhook
-from service.webhooks.dead_letters import DeadLetter, DeadLetters
+from service.webhooks.dead_letters import DeadLetter, DeadLetterPage, DeadLetters
 from service.webhooks.delivery import Poster
 from service.webhooks.worker import WebhookWorker, consumer_name
 
@@ -60,7 +60,7 @@ class Webhooks:
             worker.stop()
         if self._tasks:
             _done, late = await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
-            for task in late:  # blocked in Redis: what it read stays pending, claimed later
+            for task in late:  # in a POST or Redis: its event stays pending (next holder)
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         await self._poster.close()
@@ -71,8 +71,8 @@ class Webhooks:
             raise NotFound(f"no webhook {webhook_id!r}", code="webhook_not_found")
         return hook
 
-    async def failures(self, webhook_id: str) -> list[DeadLetter]:
-        return await self._dead.list(self.hook(webhook_id).id)
+    async def failures(self, webhook_id: str, limit: int, cursor: str | None) -> DeadLetterPage:
+        return await self._dead.page(self.hook(webhook_id).id, limit, cursor)
 
     async def redeliver(self, webhook_id: str, event_id: str) -> str | None:
         """One attempt now; None if delivered (the dead letter is dropped), else the error."""

@@ -1,24 +1,43 @@
-"""The delivery worker of one webhook in one process: it follows the ``events`` stream through
-the webhook's consumer group, one event at a time, in stream order.
+"""The delivery worker of one webhook in one process. Every process runs one per webhook, but
+only the holder of the webhook's **lease** (lease.py) delivers; the others stand by.
+
+Why one deliverer per webhook: the issue asks for each user's events in order, at least once,
+with N replicas. The ``events`` stream already orders every event; a single consumer of the
+webhook's consumer group that delivers one event at a time, and XACKs it after a 2xx (or a
+dead letter) before the next, keeps that order, and so each user's. Letting every replica
+read as its own consumer delivered faster but out of order across replicas; partitioning users
+over replicas would keep per-user order only with a membership protocol to move partitions
+when a replica dies (a lease per partition, at least) and many consumer groups per webhook,
+for throughput a single receiver rarely needs (bench/webhooks.py measures one deliverer). Many
+webhooks still spread over replicas: each lease goes to whichever process takes it first.
 
 - The group ``webhook:<id>`` is created at the stream's end (``$``) the first time any process
   starts with the webhook: events older than the webhook are not sent. Later starts find it
   and resume where the group is, so nothing is lost across restarts.
-- Each process reads as its own consumer (host, pid and a random part): with N replicas each
-  event goes to one of them. XACK follows a 2xx only.
-- A failed attempt is retried by the same process after an exponential backoff with jitter,
-  until ``webhook_retry_for`` after the event was written; then the event is dead-lettered and
-  acknowledged. Before each retry the worker claims the event again (XCLAIM), which keeps it
-  from looking abandoned, and finds out if another replica took it meanwhile.
-- Events left pending by a replica that died (unacknowledged for ``webhook_claim_idle``) are
-  taken over with XAUTOCLAIM and delivered: at least once, so a receiver may see an event twice
-  (same ``webhook-id``) when a replica died after the POST and before its XACK.
+- A process that takes the lease (a new *term*) first goes over the group's pending entries in
+  stream order (XAUTOCLAIM with no minimum idle time, from ``0-0``), delivering each: an event
+  the previous holder read but did not acknowledge (it died mid-delivery) is delivered again,
+  before any later one. The lease makes the idle time unneeded: the previous holder stopped
+  delivering before its lease could be taken. Then it deletes the consumers left with nothing
+  pending (past holders') and reads new events (XREADGROUP ``>``).
+- Fencing: the worker checks that it still holds the lease before reading, before each POST
+  and before a dead letter; it stops (leaving the event pending) when the lease runs out. A
+  blocking read waits no longer than the lease has left, so that Redis cannot hand it an
+  event after another process took over (if it still did, after a long network delay, the
+  holder finds that event pending between two of its own and delivers it then, out of order).
+  An XACK is not fenced: it records a 2xx this process did get, and spares the next holder a
+  duplicate. A POST already sent when the lease runs out may still arrive: a duplicate of the
+  event the next holder starts with, never a later event before it.
+- A failed attempt is retried after an exponential backoff with jitter, until
+  ``webhook_retry_for`` after the event was written; then the event is dead-lettered and
+  acknowledged. The event holds the webhook's later events back meanwhile (head of line).
+- At least once: a receiver sees an event twice (same ``webhook-id``) when the holder died or
+  lost its lease after the POST and before its XACK.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -35,11 +54,13 @@ from service.webhooks import payloads
 from service.webhooks.config import Webhook
 from service.webhooks.dead_letters import DeadLetter, DeadLetters
 from service.webhooks.delivery import Poster
+from service.webhooks.lease import Lease
 
 log = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000  # longest XREADGROUP wait (below the Redis socket timeout)
-BACKLOG_EVERY_S = 1.0  # how often the lag gauge is refreshed
+BACKLOG_EVERY_S = 1.0  # how often the lag gauge is refreshed (and a standby looks up)
 FAULT_PAUSE_S = 1.0  # after Redis failed, before trying again
+BACKOFF_CAP_S = 30.0  # longest pause between attempts (unless the first one is longer)
 
 
 def consumer_name() -> str:
@@ -72,9 +93,11 @@ class WebhookWorker:
         self._poster = poster
         self._group = group_name(hook.id)
         self._dead = DeadLetters(store, settings.max_ttl * 1000)
+        self.lease = Lease(store, hook.id, settings.webhook_lease, metrics)
         self._stopping = asyncio.Event()
         self._grouped = False
-        self._next_claim = 0.0
+        self._term = 0  # the lease term this worker has taken the pending entries over for
+        self._pending = True  # the group's pending entries come before new ones
         self._claim_from = "0-0"  # XAUTOCLAIM's cursor over the group's pending entries
         self._next_backlog = 0.0
         self._block_ms = min(READ_BLOCK_MS, int(settings.redis_timeout * 500))
@@ -83,30 +106,59 @@ class WebhookWorker:
         self._stopping.set()
 
     async def run(self) -> None:
+        keeper = asyncio.create_task(self.lease.keep(self._stopping), name="webhook lease")
+        try:
+            await self._deliver()
+        finally:
+            keeper.cancel()  # before the release: a late renewal would take the lease again
+            await asyncio.gather(keeper, return_exceptions=True)
+        await self.lease.release()  # stopped: a standby takes over now, not a TTL later
+
+    async def _deliver(self) -> None:
         while not self._stopping.is_set():
             try:
-                if not self._grouped:
-                    await self.create_group()
-                entry = await self._next()
-                if entry is not None:
-                    await self._handle(*entry)
-                await self._refresh_backlog()
+                await self._step()
             except Unavailable as exc:
                 if "NOGROUP" in str(exc.__cause__):  # the stream or group was deleted
                     self._grouped = False
+                self._restart_pending()  # an event may be left unacknowledged
                 log.warning("webhook delivery paused: redis unavailable", extra=self._extra())
                 await self._pause(FAULT_PAUSE_S)
             except Exception:
+                self._restart_pending()
                 log.exception("webhook delivery failed; retrying", extra=self._extra())
                 await self._pause(FAULT_PAUSE_S)
+
+    async def _step(self) -> None:
+        await self._refresh_backlog()
+        if not self.lease.held():  # standing by, until this process takes the lease
+            await self._pause(BACKLOG_EVERY_S, wake=self.lease.taken)
+            self.lease.taken.clear()
+            return
+        if self._term != self.lease.term:  # a new term: the pending entries first
+            self._term = self.lease.term
+            self._restart_pending()
+        if not self._grouped:
+            await self.create_group()
+        entry = await self._next()
+        if entry is not None:
+            await self._handle(*entry)
+
+    def _restart_pending(self) -> None:
+        self._pending, self._claim_from = True, "0-0"
 
     def _extra(self) -> dict[str, str]:
         return {"webhook": self.hook.id}
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+    async def _pause(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Until ``seconds`` have passed, the worker is stopped, or ``wake`` is set."""
+        events = [self._stopping] if wake is None else [self._stopping, wake]
+        waits = [asyncio.create_task(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def create_group(self) -> None:
         ops = await self._store.ops()
@@ -116,25 +168,39 @@ class WebhookWorker:
         self._grouped = True
 
     async def _next(self) -> tuple[str, dict[str, str]] | None:
-        """An event left by a dead replica, when it is time to look for one; else a new one."""
+        """The next pending entry (of any consumer) while there are some, else a new one."""
         ops = await self._store.ops()
         key = self._store.keys.events
-        if time.monotonic() >= self._next_claim:
-            self._next_claim = time.monotonic() + self._settings.webhook_claim_idle / 4
-            idle_ms = int(self._settings.webhook_claim_idle * 1000)
+        if self._pending:
             with self._store.calls("webhook_claim"):
                 self._claim_from, claimed = await ops.xautoclaim(
-                    key, self._group, self._consumer, idle_ms, 1, self._claim_from
+                    key, self._group, self._consumer, 0, 1, self._claim_from
                 )
-            if claimed or self._claim_from != "0-0":
-                self._next_claim = 0.0  # there may be more
-            if claimed:
-                return _decoded(claimed[0])
+            if self._claim_from == "0-0":  # none after this one
+                self._pending = False
+                await self._forget_consumers()
+            return _decoded(claimed[0]) if claimed else None
+        # A blocking read must not outlast the lease: Redis could hand it an event after
+        # another process took the lease over and went over the pending entries.
+        block_ms = min(self._block_ms, int(self.lease.remaining() * 1000))
+        if block_ms < 1:  # (0 would block for ever)
+            return None
         with self._store.calls("webhook_read"):
             read = await ops.xreadgroup(
-                key, self._group, self._consumer, count=1, block_ms=self._block_ms
+                key, self._group, self._consumer, count=1, block_ms=block_ms
             )
         return _decoded(read[0]) if read else None
+
+    async def _forget_consumers(self) -> None:
+        """Once the pending entries are this process's, drop the consumers of processes gone
+        (each process that held the lease made one), so that the group does not fill up."""
+        ops = await self._store.ops()
+        with self._store.calls("webhook_consumers"):
+            deleted = await ops.xdelete_idle_consumers(
+                self._store.keys.events, self._group, self._consumer
+            )
+        if deleted:
+            log.info("webhook consumers of past holders deleted", extra=self._extra())
 
     async def _handle(self, event_id: str, fields: dict[str, str]) -> None:
         event = RevocationEvent.from_fields(fields)
@@ -144,9 +210,8 @@ class WebhookWorker:
         deadline_ms = stream_ms(event_id) + self._settings.webhook_retry_for * 1000
         payload = payloads.body(self.hook, event_id, event, self._settings.max_ttl)
         attempts = 0
-        while not self._stopping.is_set():
-            if attempts and not await self._still_ours(event_id):
-                return  # another replica took it over (this one looked dead): it delivers
+        # Stopping, or the lease lost: the event stays pending, for the next holder.
+        while not self._stopping.is_set() and self.lease.held():
             message = payloads.sign(self.hook, event_id, payload, payloads.now())
             error = await self._poster.post(self.hook.url, message)
             attempts += 1
@@ -155,26 +220,19 @@ class WebhookWorker:
                 await self._ack(event_id)
                 return
             if now_ms() >= deadline_ms:
-                await self._dead_letter(event_id, event, attempts, error)
+                if self.lease.held():
+                    await self._dead_letter(event_id, event, attempts, error)
                 return
             self._metrics.webhook_delivery(self.hook.id, "retried")
             log.info("webhook attempt failed", extra={**self._extra(), "error": error})
             await self._pause(min(self._backoff(attempts), (deadline_ms - now_ms()) / 1000))
-        # Stopping: the event stays pending; a replica (or this one, restarted) delivers it.
 
     def _backoff(self, attempts: int) -> float:
-        """Exponential, with full jitter on its upper half, capped so that the event is
-        claimed again well before it looks abandoned."""
-        cap = self._settings.webhook_claim_idle / 4
-        ceiling: float = min(cap, self._settings.webhook_backoff * 2.0 ** min(attempts - 1, 40))
+        """Exponential, with full jitter on its upper half, capped."""
+        first = self._settings.webhook_backoff
+        cap = max(BACKOFF_CAP_S, first)
+        ceiling: float = min(cap, first * 2.0 ** min(attempts - 1, 40))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    async def _still_ours(self, event_id: str) -> bool:
-        ops = await self._store.ops()
-        with self._store.calls("webhook_claim"):
-            return await ops.xclaim_touch(
-                self._store.keys.events, self._group, self._consumer, event_id
-            )
 
     async def _ack(self, event_id: str) -> None:
         ops = await self._store.ops()
@@ -200,10 +258,15 @@ class WebhookWorker:
         ops = await self._store.ops()
         with self._store.calls("webhook_backlog"):
             info = await ops.xinfo_group(self._store.keys.events, self._group)
-        if info is not None:
-            # ``lag``: entries the group has not read yet (None when Redis cannot tell).
-            unread = int(info.get("lag") or 0)
-            self._metrics.webhook_backlog(self.hook.id, unread + int(info["pending"]))
+        if info is None:
+            return
+        # ``lag``: entries the group has not read yet (None when Redis cannot tell).
+        unread, pending = int(info.get("lag") or 0), int(info["pending"])
+        self._metrics.webhook_backlog(self.hook.id, unread + pending)
+        if pending and self.lease.held():
+            # Between two events the holder has none pending of its own: these were read by
+            # a past holder after this one's takeover pass (see _next). Deliver them now.
+            self._restart_pending()
 
 
 def _decoded(entry: tuple[bytes, dict[bytes, bytes]]) -> tuple[str, dict[str, str]]:
