@@ -20,9 +20,10 @@ port) is read before and after: the local phase must cost it 0 requests.
 (b) ``--revocations`` JWTs of each kind revoked (``POST /v1/jwt/revoke {token}``, and a user
 cut-off) while a task polls ``check`` every 0.2 ms: ms from the revocation's 200 (and from
 sending it) to the first None.
-(c) ``--memory`` more jtis denied (``bench.jwt.deny_list_memory``, which measures Redis): the
-gateway's deny-list grows by ``sys.getsizeof`` of its dict, keys and values, and by what
-``tracemalloc`` sees retained by ``service/gateway_jwt.py`` and ``service/events.py``.
+(c) ``--memory`` more jtis denied (``bench.jwt.deny_list_memory``, which measures Redis); the
+gateway's deny-list by ``sys.getsizeof`` of its dict, keys and values (average per entry, and
+growth by those), and a fresh ``JwtRevocations`` fed 10,000 and 100,000 ``jwt`` events in
+the feed's wire form, measured with ``tracemalloc``.
 
 The gateway and the service share 2 cores: the service is idle during (a), not during (b).
 """
@@ -34,10 +35,8 @@ import asyncio
 import hashlib
 import json
 import secrets
-import sys
 import tempfile
 import time
-import tracemalloc
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ import jwt
 from redis_servers import free_port
 
 from bench.gateway_common import percentile
+from bench.gateway_jwt_memory import deny_list_sizes
 from bench.harness import (
     HOST,
     Credentials,
@@ -62,7 +62,7 @@ from bench.harness import (
     spread,
     write_clients_file,
 )
-from bench.jwt import ISSUER, claims, deny_list_memory, jwks_of, signing_keys
+from bench.jwt import ISSUER, claims, jwks_of, signing_keys
 from service.client import GatewayClient
 
 TARGET = 50_000  # warm local checks per second, one process (issue 13)
@@ -298,56 +298,6 @@ async def _latency(session: aiohttp.ClientSession, setup: Setup, gateway: Gatewa
     say("  (negative: the feed's event was applied before the 200 was read)")
 
 
-# --- (c) memory per denied jti --------------------------------------------------------------
-
-
-def deep_size(table: dict[tuple[str, str], int]) -> int:
-    """``sys.getsizeof`` of a dict, its key tuples, their strings and its values, each object
-    once (an issuer string shared by many keys counts once)."""
-    seen: set[int] = set()
-    total = sys.getsizeof(table)
-    for key, value in table.items():
-        for part in (key, *key, value):
-            if id(part) not in seen:
-                seen.add(id(part))
-                total += sys.getsizeof(part)
-    return total
-
-
-def _retained(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> int:
-    """Bytes allocated between the snapshots, still held, by these modules' lines."""
-    kept = [tracemalloc.Filter(True, "*/service/gateway_jwt.py"),
-            tracemalloc.Filter(True, "*/service/events.py")]  # fmt: skip
-    stats = after.filter_traces(kept).compare_to(before.filter_traces(kept), "filename")
-    return sum(stat.size_diff for stat in stats)
-
-
-async def _memory(setup: Setup, gateway: GatewayClient, count: int) -> None:
-    assert gateway.jwt is not None
-    revocations = gateway.jwt.revocations
-    size, entries = deep_size(revocations.denied), len(revocations.denied)
-    tracemalloc.start()
-    snapshot = tracemalloc.take_snapshot()
-    key_bytes, growth = await asyncio.to_thread(
-        deny_list_memory, setup.service, setup.admin, setup.redis_url, count
-    )
-    deadline = time.perf_counter() + TIMEOUT
-    while len(revocations.denied) < entries + count:
-        if time.perf_counter() > deadline:
-            raise RuntimeError("the gateway did not receive every denial")
-        await asyncio.sleep(0.01)
-    retained = _retained(snapshot, tracemalloc.take_snapshot())
-    tracemalloc.stop()
-    per_jti = (deep_size(revocations.denied) - size) / count
-    banner(f"(c) memory per denied jti ({count:,} more, the deny-list held {entries:,})")
-    say(f"{'gateway, sys.getsizeof (dict, key, jti, exp)':48} {per_jti:6.0f} B")
-    say(f"{'gateway, tracemalloc (retained by those lines)':48} {retained / count:6.0f} B")
-    say(f"{'Redis, used_memory growth (deny key + event)':48} {growth:6.0f} B   "
-        f"gateway/Redis {per_jti / growth:.2f}x")  # fmt: skip
-    say(f"{'Redis, MEMORY USAGE of a deny key':48} {key_bytes:6d} B   "
-        f"gateway/Redis {per_jti / key_bytes:.2f}x")  # fmt: skip
-
-
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -369,7 +319,7 @@ async def _gateway_phases(setup: Setup, args: argparse.Namespace) -> None:
             requests = await _requests_answered(session, setup.metrics_url) - before
             _print_local(rates, requests, loaded)
             await _latency(session, setup, gateway, args.revocations)
-            await _memory(setup, gateway, args.memory)
+            await deny_list_sizes(setup.service, setup.admin, setup.redis_url, gateway, args.memory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
