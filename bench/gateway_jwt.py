@@ -14,9 +14,9 @@ until synced, and:
 
 (a) checks the working set locally, ``--rounds`` times: a cold pass per algorithm (the
 verifier's cache of verified JWTs emptied first: every signature verified) and warm passes
-(cached) for ``--seconds``; every pass must find exactly the denied ones. Target: warm >=
+(cached) for ``--seconds``, each of which must refuse exactly the denied ones. Target: warm >=
 50,000 checks/s. The service's request counter (``tokenstore_http_requests_total``, metrics
-port) is read before and after: the local phase must cost it 0 requests.
+port) is read before and after the local phase (expected: no request).
 (b) ``--revocations`` JWTs of each kind revoked (``POST /v1/jwt/revoke {token}``, and a user
 cut-off) while a task polls ``check`` every 0.2 ms: ms from the revocation's 200 (and from
 sending it) to the first None.
