@@ -51,7 +51,7 @@ WRK_SCRIPT = Path(__file__).with_name("wrk") / "authz.lua"
 TARGET = 0.8
 
 
-def _keys() -> dict[str, Any]:
+def signing_keys() -> dict[str, Any]:
     return {
         "RS256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
         "ES256": ec.generate_private_key(ec.SECP256R1()),
@@ -59,7 +59,7 @@ def _keys() -> dict[str, Any]:
     }
 
 
-def _jwks(keys: dict[str, Any]) -> dict[str, Any]:
+def jwks_of(keys: dict[str, Any]) -> dict[str, Any]:
     exporters: dict[str, Any] = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}
     return {
         "keys": [
@@ -72,12 +72,12 @@ def _jwks(keys: dict[str, Any]) -> dict[str, Any]:
 def _jwts(alg: str, key: Any, count: int) -> list[str]:
     now = int(time.time())
     return [
-        jwt.encode(_claims(f"user-{i}", now), key, algorithm=alg, headers={"kid": alg})
+        jwt.encode(claims(f"user-{i}", now), key, algorithm=alg, headers={"kid": alg})
         for i in range(count)
     ]
 
 
-def _claims(user_id: str, now: int) -> dict[str, Any]:
+def claims(user_id: str, now: int) -> dict[str, Any]:
     return {
         "iss": ISSUER, "sub": user_id, "azp": "bench", "scope": "read",
         "jti": uuid.uuid4().hex, "iat": now, "exp": now + 3600,
@@ -139,9 +139,11 @@ def _throughput(
     return rates
 
 
-def _deny_list_memory(
+def deny_list_memory(
     service: HttpProcess, credentials: Credentials, redis_url: str, count: int
-) -> None:
+) -> tuple[int, float]:
+    """Denies ``count`` new jtis (by jti and exp) one by one; prints and returns ``MEMORY
+    USAGE`` of a deny key and the ``used_memory`` growth per jti (bytes)."""
     banner(f"deny-list memory: {count} jtis denied through POST /v1/jwt/revoke")
     client = admin_client(redis_url)
     before = int(info(client, "memory")["used_memory"])
@@ -150,8 +152,10 @@ def _deny_list_memory(
         _post(service.url, "/v1/jwt/revoke", {"jti": uuid.uuid4().hex, "exp": exp}, credentials)
     after = int(info(client, "memory")["used_memory"])
     key = next(iter(client.scan_iter(match="ts:jd:*", count=1000)))
-    say(f"MEMORY USAGE of one deny key ({key!r}): {client.memory_usage(key)} bytes")
-    say(f"used_memory growth per denied jti: {(after - before) / count:.0f} bytes")
+    key_bytes, growth = int(client.memory_usage(key) or 0), (after - before) / count
+    say(f"MEMORY USAGE of one deny key ({key!r}): {key_bytes} bytes")
+    say(f"used_memory growth per denied jti: {growth:.0f} bytes")
+    return key_bytes, growth
 
 
 def _first_verification(keys: dict[str, Any], jwks: Path, count: int) -> None:
@@ -179,12 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--denied", type=int, default=2000, help="jtis denied for memory")
     args = parser.parse_args(argv)
     say(f"bench.jwt (target: a JWT >= {TARGET}x our token): {machine()}, loopback only")
-    keys = _keys()
+    keys = signing_keys()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, redis_server() as server:
         workdir = Path(tmp)
         credentials = write_clients_file(workdir)
         jwks = workdir / "jwks.json"
-        jwks.write_text(json.dumps(_jwks(keys)))
+        jwks.write_text(json.dumps(jwks_of(keys)))
         env = {"TOKENSTORE_JWT_JWKS_FILE": str(jwks), "TOKENSTORE_JWT_ISSUERS": ISSUER}
         with service_process(server.url, credentials, extra_env=env) as service:
             ours = [_issue(service.url, f"user-{i}", credentials) for i in range(args.tokens)]
@@ -203,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, values in rates.items():
                 ratio = median(values) / reference
                 say(f"{name:10} {spread(values)} req/s  {ratio:.2f}x")
-            _deny_list_memory(service, credentials, server.url, args.denied)
+            deny_list_memory(service, credentials, server.url, args.denied)
         _first_verification(keys, jwks, 500)
     return 0
 
