@@ -107,6 +107,7 @@ class GatewayClient:
         backoff: tuple[float, float] = (0.1, 10.0),
         local_jwt: bool = False,
         jwt_grace: float = 30.0,
+        jwt_cache_entries: int = 100_000,
     ) -> None:
         if local_jwt and not follow_feed:
             raise ValueError("local_jwt needs the revocation feed (follow_feed=True)")
@@ -126,6 +127,7 @@ class GatewayClient:
         self._silence = DEFAULT_SILENCE
         self._local_jwt = local_jwt
         self._jwt_grace = jwt_grace
+        self._jwt_cache_entries = jwt_cache_entries  # verified JWTs kept, ~700 B each
         self.jwt: LocalJwt | None = None  # once the service's JWT policy and keys are fetched
         self._jwt_synced = asyncio.Event()
         self._replaying_since = False  # this feed connection replays by time (``since``)
@@ -264,7 +266,7 @@ class GatewayClient:
             keys = parse_jwks(config.get("jwks"), "/v1/jwt/config")
         except (orjson.JSONDecodeError, AttributeError, ValueError, JwksError) as exc:
             raise GatewayError(f"unusable /v1/jwt/config answer: {exc}") from None
-        return policy, JwtVerifier(policy, keys)
+        return policy, JwtVerifier(policy, keys, cache_entries=self._jwt_cache_entries)
 
     async def _fetch_keys(self, token: str | None = None) -> None:
         """Fetches the keys again (a JWT named one we do not hold: at most every

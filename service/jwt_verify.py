@@ -13,6 +13,8 @@ public key can never serve as an HMAC secret.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
+import orjson
 
 from service import validation
 from service.errors import BadRequest
@@ -69,13 +72,22 @@ def looks_like_jwt(value: str) -> bool:
 
 def named_kid(value: str) -> str | None:
     """The ``kid`` a JWT-shaped value's header names (unverified), if any."""
+    header = unverified_header(value)
+    kid = None if header is None else header.get("kid")
+    return kid if isinstance(kid, str) else None
+
+
+def unverified_header(value: str) -> dict[str, Any] | None:
+    """The header of a JWT-shaped value, unverified. Only its first segment is decoded
+    (PyJWT's ``get_unverified_header`` decodes all three, and ``decode`` does it again)."""
     if not looks_like_jwt(value):
         return None
+    head = value.partition(".")[0]
     try:
-        kid = jwt.get_unverified_header(value).get("kid")
-    except jwt.PyJWTError:
+        header = orjson.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, binascii.Error):
         return None
-    return kid if isinstance(kid, str) else None
+    return header if isinstance(header, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,17 +184,22 @@ def parse_jwks(document: Any, where: str) -> KeySet:
 
 
 class JwtVerifier:
-    """Verifies JWTs; keeps the ones it verified (``CACHE_ENTRIES`` at most, then it starts
-    over) so that a JWT presented again costs a hash and a clock check, not a signature
+    """Verifies JWTs; keeps the ones it verified (``cache_entries`` at most, the oldest
+    dropped first) so that a JWT presented again costs a hash and a clock check, not a signature
     check: the signature, issuer, audience and lifetime of a given JWT never change, only
     whether it is yet (``nbf``, ``iat``) or still (``exp``) valid."""
 
     CACHE_ENTRIES = 10_000
 
     def __init__(
-        self, policy: JwtPolicy, keys: KeySet, clock: Callable[[], float] = time.time
+        self,
+        policy: JwtPolicy,
+        keys: KeySet,
+        clock: Callable[[], float] = time.time,
+        cache_entries: int = CACHE_ENTRIES,
     ) -> None:
         self.policy = policy
+        self._cache_entries = cache_entries
         self._clock = clock
         # Digest of the JWT -> (its claims, when it becomes valid, s); failures are not kept,
         # so a flood of forged JWTs cannot push out the good ones.
@@ -228,8 +245,9 @@ class JwtVerifier:
             return claims if live else INVALID
         verdict = self._verify(value)
         if isinstance(verdict, JwtClaims):
-            if len(self._verified) >= self.CACHE_ENTRIES:
-                self._verified = {}
+            if len(self._verified) >= self._cache_entries:
+                # The oldest first (insertion order): no cliff past the bound.
+                del self._verified[next(iter(self._verified))]
             self._verified[digest] = (verdict, verdict.valid_from_s)
         return verdict
 
@@ -252,9 +270,8 @@ class JwtVerifier:
         return self._mapped(claims)
 
     def _key(self, value: str) -> jwt.PyJWK | None:
-        try:
-            header = jwt.get_unverified_header(value)
-        except jwt.PyJWTError:
+        header = unverified_header(value)
+        if header is None:
             return None
         kid = header.get("kid")
         if kid is None and len(self._keys) == 1:

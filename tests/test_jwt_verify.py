@@ -183,3 +183,24 @@ def test_the_policy_survives_its_public_form() -> None:
     for broken in ({}, {**policy.public(), "issuers": [1]}, {**policy.public(), "app_claims": []}):
         with pytest.raises(ValueError):
             JwtPolicy.from_public(broken)
+
+
+def test_past_its_bound_the_cache_drops_its_oldest_entry_only(tmp_path: Path) -> None:
+    key = SigningKey.new("ES256")
+    policy = JwtPolicy.of(Settings(jwt_jwks_file="/unused", jwt_issuers=(ISSUER,)))
+    keys = load_jwks(str(write_jwks(tmp_path / "jwks.json", key)))
+    verifier = JwtVerifier(policy, keys, cache_entries=2)
+    first, second, third = (key.sign(aud=None) for _ in range(3))
+    kept = {token: verifier.verify(token) for token in (first, second, third)}
+    assert verifier.verify(third) is kept[third] and verifier.verify(second) is kept[second]
+    again = verifier.verify(first)  # dropped: verified anew, a new object
+    assert isinstance(again, JwtClaims) and again is not kept[first] and again == kept[first]
+
+
+def test_a_header_that_is_not_a_json_object_names_no_key(tmp_path: Path) -> None:
+    key = SigningKey.new("ES256")
+    verifier = _verifier(tmp_path, key)
+    body = key.sign().split(".", 1)[1]
+    for header in (b"[1]", b"not json", b'"kid"'):
+        assert verifier.verify(f"{_b64(header)}.{body}") is None
+    assert verifier.verify(f"%%%.{body}") is None
