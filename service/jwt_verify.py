@@ -199,7 +199,7 @@ class JwtVerifier:
         cache_entries: int = CACHE_ENTRIES,
     ) -> None:
         self.policy = policy
-        self._cache_entries = cache_entries
+        self.cache_entries = cache_entries
         self._clock = clock
         # Digest of the JWT -> (its claims, when it becomes valid, s); failures are not kept,
         # so a flood of forged JWTs cannot push out the good ones.
@@ -245,7 +245,7 @@ class JwtVerifier:
             return claims if live else INVALID
         verdict = self._verify(value)
         if isinstance(verdict, JwtClaims):
-            if len(self._verified) >= self._cache_entries:
+            if len(self._verified) >= self.cache_entries:
                 # The oldest first (insertion order): no cliff past the bound.
                 del self._verified[next(iter(self._verified))]
             self._verified[digest] = (verdict, verdict.valid_from_s)
