@@ -36,6 +36,10 @@ class JwtRevocations:
         # Each event parses its own copy of its issuer; keys hold these instead (-70 B each).
         self._shared = {issuer: issuer for issuer in issuers}
         self._keep_ms = (max_ttl_s + leeway_s) * 1000 + CLOCK_MARGIN_MS
+        # A denial made when its JWT was issued up to the leeway "in the future" (accepted), or
+        # before it was issued (by jti), lasts up to max_ttl + 2 leeways (+ margin) after its
+        # event: a replay must reach back that far to find it.
+        self._replay_ms = self._keep_ms + leeway_s * 1000
         # A JWT is accepted up to the leeway past its exp: its denial is kept as long.
         self._past_exp_ms = leeway_s * 1000 + CLOCK_MARGIN_MS
         self.denied: dict[tuple[str, str], int] = {}  # (issuer, jti) -> until, epoch ms
@@ -45,7 +49,7 @@ class JwtRevocations:
 
     def replay_since(self, now_ms: int) -> int:
         """From when the feed must be replayed to rebuild this state (epoch ms)."""
-        return now_ms - self._keep_ms
+        return now_ms - self._replay_ms
 
     def apply(self, event: RevocationEvent, now_ms: int) -> None:
         if event.kind == EventKind.APP and event.revoked_before is not None:
