@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (fixtures imported from test_gateway_jwt)
 """Review: a gateway whose API client is limited to some apps, in local JWT mode."""
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def web_gateway(service: Service) -> AsyncIterator[GatewayClient]:  # noqa
 )
 async def test_restricted_gateway_sees_user_cutoff_of_all_apps(
     service: Service,
-    web_gateway: GatewayClient,  # noqa: F811
+    web_gateway: GatewayClient,
 ) -> None:
     bob = SIGNER.sign(sub="bob")  # app "web"
     assert await web_gateway.check(bob) is not None
@@ -52,7 +53,7 @@ async def test_restricted_gateway_sees_user_cutoff_of_all_apps(
 )
 async def test_restricted_gateway_sees_jti_denied_without_app(
     service: Service,
-    web_gateway: GatewayClient,  # noqa: F811
+    web_gateway: GatewayClient,
 ) -> None:
     import asyncio
 
@@ -70,7 +71,7 @@ async def test_restricted_gateway_sees_jti_denied_without_app(
 )
 async def test_restricted_gateway_and_other_apps_jwts(
     service: Service,
-    web_gateway: GatewayClient,  # noqa: F811
+    web_gateway: GatewayClient,
 ) -> None:
     import asyncio
 
