@@ -78,6 +78,10 @@ class GatewayError(Exception):
     """tokenstore gave no usable answer (unreachable, 5xx, unexpected reply): fail closed."""
 
 
+class _NoLocalJwt(GatewayError):
+    """The service will not serve its JWT policy to this client (limited to some apps)."""
+
+
 class _StartOver(GatewayError):
     """The feed lost events the JWT deny-list needs: it is rebuilt from a new replay."""
 
@@ -168,10 +172,10 @@ class GatewayClient:
 
     async def check(self, token: str) -> Identity | None:
         """The identity of a live token, None otherwise; GatewayError if unanswerable."""
-        if self._local_jwt and looks_like_jwt(token):
-            local = self.jwt
-            if local is None or not local.synced:
-                local = await self._wait_for_jwt_state()
+        local = self.jwt
+        if self._local_jwt and looks_like_jwt(token) and (local is None or not local.synced):
+            local = await self._wait_for_jwt_state()
+        if local is not None and self._local_jwt and looks_like_jwt(token):
             verdict = local.verifier.verify(token)
             if verdict is None and local.verifier.names_unknown_key(token):
                 await self._fetch_keys(token)
@@ -234,13 +238,12 @@ class GatewayClient:
 
     # --- local JWTs -------------------------------------------------------------------------
 
-    async def _wait_for_jwt_state(self) -> LocalJwt:
+    async def _wait_for_jwt_state(self) -> LocalJwt | None:
         try:
             await asyncio.wait_for(self._jwt_synced.wait(), self._timeout.total)
         except TimeoutError:
             raise GatewayError("the JWT deny-list is not synced with the feed yet") from None
-        assert self.jwt is not None
-        return self.jwt
+        return self.jwt if self._local_jwt else None
 
     async def _jwt_config(self, kid: str | None = None) -> tuple[JwtPolicy, JwtVerifier]:
         """The service's policy and keys (a verifier of them); GatewayError if unavailable."""
@@ -258,6 +261,8 @@ class GatewayClient:
                 body = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise GatewayError(f"tokenstore unreachable: {exc!r}") from exc
+        if response.status == 403:
+            raise _NoLocalJwt("local JWT checks need an API client of every app")
         if response.status != 200:
             raise GatewayError(f"tokenstore answered {response.status} to /v1/jwt/config")
         try:
@@ -287,9 +292,34 @@ class GatewayClient:
             log.warning("cannot fetch the JWT keys: %s", task.exception())
 
     async def _replace_keys(self, kid: str | None) -> None:
-        _, verifier = await self._jwt_config(kid)
-        if self.jwt is not None:
-            self.jwt.verifier.replace_keys(verifier.key_set)
+        policy, verifier = await self._jwt_config(kid)
+        local = self.jwt
+        if local is None:
+            return
+        if policy == local.verifier.policy:
+            local.verifier.replace_keys(verifier.key_set)
+            return
+        # Issuers, lifetimes or claims changed: what we verified and kept was by the old rules.
+        log.warning("the service's JWT policy changed: rebuilding the JWT deny-list")
+        self.jwt = None
+        self._jwt_synced.clear()
+        self.last_event_id = None
+        self.cache.invalidate(EVERYTHING)
+        if self._feed is not None:
+            self._feed.cancel()
+            self._feed = asyncio.create_task(self._follow())
+
+    async def _start_local_jwt(self) -> None:
+        try:
+            _, verifier = await self._jwt_config()
+        except _NoLocalJwt as exc:
+            log.error("%s: JWTs are checked with the service instead", exc)
+            self._local_jwt = False
+            self._jwt_synced.set()  # wakes checks waiting for the state: they ask the service
+            return
+        self.jwt = LocalJwt(verifier, self._jwt_grace)
+        if self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh_keys())
 
     async def _refresh_keys(self) -> None:
         while True:
@@ -332,9 +362,7 @@ class GatewayClient:
         while True:
             try:
                 if self._local_jwt and self.jwt is None:
-                    _, verifier = await self._jwt_config()
-                    self.jwt = LocalJwt(verifier, self._jwt_grace)
-                    self._refresher = asyncio.create_task(self._refresh_keys())
+                    await self._start_local_jwt()
                 await self._listen()
             except (aiohttp.ClientError, TimeoutError, ValueError, GatewayError) as exc:
                 log.warning("revocation feed lost: %r", exc)
@@ -367,7 +395,10 @@ class GatewayClient:
 
             async def readline() -> bytes:
                 # Heartbeats come every few seconds: silence means a dead connection.
-                return await asyncio.wait_for(response.content.readline(), self._silence)
+                line = await asyncio.wait_for(response.content.readline(), self._silence)
+                if self.jwt is not None:
+                    self.jwt.heard()
+                return line
 
             async for message in sse.parse(readline):
                 self._on_message(message)
@@ -379,7 +410,7 @@ class GatewayClient:
             heartbeat = float(orjson.loads(message.data).get("heartbeat", DEFAULT_SILENCE))
             self._silence = 3 * heartbeat + 1
             if self.jwt is not None:
-                self.jwt.feed_ready()
+                self.jwt.feed_ready(heartbeat)
                 self._jwt_synced.set()
         elif message.event == "reset":
             self.cache.invalidate(EVERYTHING)
@@ -407,8 +438,6 @@ class GatewayClient:
         raise _StartOver("the revocation feed lost events: rebuilding the JWT deny-list")
 
     def _feed_lost(self) -> None:
-        if self.jwt is not None:
-            self.jwt.feed_lost()
         self.feed_connected = False
         self._silence = DEFAULT_SILENCE
         # Revocations may now go unheard: cached answers must not outlive that knowledge.

@@ -8,9 +8,10 @@ The state: denied jtis (until their ``exp``), per-user cut-offs (all apps, or on
 the leeway and a clock margin): the first connection asks the feed for exactly those
 (``since``), and the state is complete once the feed says ``ready``.
 
-Fail closed: before that first ``ready``, and once the feed has been lost for longer than
-``grace`` seconds, a JWT check raises GatewayError (the middleware answers 503). Within the
-grace the state is at most that old: a revocation made meanwhile is seen on reconnection.
+Fail closed: before that first ``ready``, and once nothing has been heard from the feed for
+longer than a heartbeat plus ``grace`` seconds, a JWT check raises GatewayError (the
+middleware answers 503). Within that the state is at most that old: a revocation made
+meanwhile is seen on reconnection.
 """
 
 from __future__ import annotations
@@ -122,16 +123,21 @@ class LocalJwt:
         self.grace = grace
         self._clock = clock
         self.synced = False  # the state is complete (a replay reached ``ready``)
-        self._lost_at: float | None = None  # the feed is down since (monotonic s)
+        self._last_heard = -float("inf")  # the feed's last line (monotonic s)
+        self._heartbeat = 0.0  # the feed's longest quiet when healthy (s)
 
     def identity(self, claims: JwtClaims) -> Identity | None:
         """The JWT's identity, None if revoked; StaleState if the state cannot be trusted."""
         if not self.synced:
             raise StaleState("the JWT deny-list is not complete yet (the feed is replaying)")
-        if self._lost_at is not None and self._clock() - self._lost_at > self.grace:
+        # Counted from the last line heard, not from a loss noticed later: a silent connection
+        # (a partition, half-open TCP) is found out only after several heartbeats.
+        silent = self._clock() - self._last_heard
+        if silent > self.grace + self._heartbeat:
             raise StaleState(
-                f"the revocation feed is lost for more than {self.grace:g} s: JWTs are not "
-                "checked locally until it is back"
+                f"nothing heard from the revocation feed for {silent:.1f} s (more than a "
+                f"heartbeat and the grace, {self.grace:g} s): JWTs are not checked locally "
+                "until it is back"
             )
         if self.revocations.revoked(claims):
             return None
@@ -139,19 +145,19 @@ class LocalJwt:
             claims.jti, claims.user_id, claims.app_id, claims.scopes, claims.expires_at_ms
         )
 
-    def feed_ready(self) -> None:
-        self._lost_at = None
-        self.synced = True
+    def heard(self) -> None:
+        """The feed said something (an event, a heartbeat): the state is that fresh."""
+        self._last_heard = self._clock()
 
-    def feed_lost(self) -> None:
-        if self._lost_at is None:
-            self._lost_at = self._clock()
+    def feed_ready(self, heartbeat: float) -> None:
+        self._heartbeat = heartbeat
+        self.synced = True
+        self.heard()
 
     def start_over(self) -> None:
         """Events were lost: the state is unknown until a new replay completes it."""
         self.revocations.clear()
         self.synced = False
-        self._lost_at = None
 
 
 class StaleState(Exception):

@@ -357,11 +357,13 @@ class Settings:
                 f"{env_name('jwt_jwks_file')} and {env_name('jwt_jwks_url')} need "
                 f"{env_name('jwt_issuers')}: a JWT is accepted only from a named issuer"
             )
-        if jwks and self.jwt_max_ttl + self.jwt_leeway > self.max_ttl:
-            # The app watermarks (the per-app JWT cut-offs) are kept only as long as MAX_TTL.
+        if jwks and self.jwt_max_ttl + 2 * self.jwt_leeway > self.max_ttl:
+            # The app watermarks (the per-app JWT cut-offs) and the events a gateway replays
+            # are kept only as long as MAX_TTL; a denial may last 2 leeways past a lifetime.
             raise SettingsError(
-                f"{env_name('jwt_max_ttl')} ({self.jwt_max_ttl}) plus {env_name('jwt_leeway')} "
-                f"({self.jwt_leeway}) is greater than {env_name('max_ttl')} ({self.max_ttl})"
+                f"{env_name('jwt_max_ttl')} ({self.jwt_max_ttl}) plus twice "
+                f"{env_name('jwt_leeway')} ({self.jwt_leeway}) is greater than "
+                f"{env_name('max_ttl')} ({self.max_ttl})"
             )
         if not self.jwt_app_claims:
             raise SettingsError(f"{env_name('jwt_app_claims')} must name at least one claim")

@@ -253,9 +253,9 @@ async def test_the_feed_lost_longer_than_the_grace_fails_closed(
     assert await gateway.check(token) is not None
     await service.stop()
     await eventually(lambda: _not_connected(gateway))
-    assert await gateway.check(token) is not None  # within the grace (1 s)
-    await asyncio.sleep(1.2)
-    with pytest.raises(GatewayError, match="lost"):
+    assert await gateway.check(token) is not None  # within a heartbeat and the grace (2 s)
+    await asyncio.sleep(2.2)
+    with pytest.raises(GatewayError, match="nothing heard"):
         await gateway.check(token)
     with pytest.raises(GatewayError):
         await gateway.check("an-opaque-token")  # asked of the service, which is down
@@ -362,24 +362,25 @@ def test_the_state_applies_and_forgets_as_jwt_lifetimes_allow() -> None:
     assert not state.user_cutoffs
 
 
-def test_the_grace_runs_from_the_loss() -> None:
+def test_the_grace_runs_from_the_last_line_heard() -> None:
     clock = [100.0]
     verifier: Any = type("V", (), {"policy": _POLICY})()
     local = LocalJwt(verifier, grace=2.0, clock=lambda: clock[0])
     claims = JwtClaims(ISSUER, "j", "u", "a", (), 0, 0)
     with pytest.raises(StaleState):
         local.identity(claims)  # not synced yet
-    local.feed_ready()
+    local.feed_ready(heartbeat=1.0)
     assert local.identity(claims) is not None
-    local.feed_lost()
-    clock[0] += 2.0
+    clock[0] += 3.0  # a heartbeat and the grace since the last line
     assert local.identity(claims) is not None
-    local.feed_lost()  # again while lost: the grace still runs from the first loss
     clock[0] += 0.01
-    with pytest.raises(StaleState):
+    with pytest.raises(StaleState, match="nothing heard"):
         local.identity(claims)
-    local.feed_ready()
+    local.heard()  # a heartbeat: fresh again
     assert local.identity(claims) is not None
+    local.start_over()
+    with pytest.raises(StaleState, match="not complete"):
+        local.identity(claims)
 
 
 _POLICY = JwtPolicy((ISSUER,), None, 600, 0, "sub", ("azp",))

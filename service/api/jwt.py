@@ -18,7 +18,7 @@ from service.api.responses import json_response, service
 from service.api.routing import Dialect, Route
 from service.auth import Rule
 from service.clients import Permission
-from service.errors import BadRequest, NotFound
+from service.errors import BadRequest, Forbidden, NotFound
 from service.jwt_rules import JwtDenial, JwtRules
 from service.jwt_verify import JwtClaims
 from service.service import TokenService
@@ -65,6 +65,9 @@ async def config(request: web.Request) -> web.Response:
     """The JWT policy and the public keys held. ``kid``: a key the gateway met and does not
     hold; if we hold none either, the JWKS URL is fetched again first (rate-limited)."""
     rules = _rules(service(request))
+    if principal(request).scope.apps is not None:
+        # Such a client's feed lacks the revocations of other apps, and those of no app.
+        raise Forbidden("local JWT checks need an API client of every app")
     kid = request.query.get("kid")
     if kid is not None and len(kid) > MAX_KID_CHARS:
         raise BadRequest(f"kid is longer than {MAX_KID_CHARS} characters")
@@ -121,7 +124,7 @@ DIALECT = Dialect("jwt", (
         "parameters": [param("kid", "query", "A key id not held: the JWKS URL is fetched "
                              "again first (rate-limited)", schema=text(max_length=MAX_KID_CHARS))],
         "responses": {"200": json_body(JWT_CONFIG, "The policy and keys"),
-                      **errors(400, 503)}}),
+                      **errors(400, 403, 503)}}),
     Route("POST", "/v1/jwt/revoke", revoke, name="jwt.revoke",
           rule=Rule(Permission.REVOKE, self_service=True), openapi={
         "summary": "Deny a JWT until its exp, by value or by jti (JWTs configured)",
