@@ -172,21 +172,22 @@ class GatewayClient:
 
     async def check(self, token: str) -> Identity | None:
         """The identity of a live token, None otherwise; GatewayError if unanswerable."""
-        local = self.jwt
-        if self._local_jwt and looks_like_jwt(token) and (local is None or not local.synced):
-            local = await self._wait_for_jwt_state()
-        if local is not None and self._local_jwt and looks_like_jwt(token):
-            verdict = local.verifier.verify(token)
-            if verdict is None and local.verifier.names_unknown_key(token):
-                await self._fetch_keys(token)
+        if self._local_jwt and looks_like_jwt(token):
+            local = self.jwt
+            if local is None or not local.synced:
+                local = await self._wait_for_jwt_state()  # None: local checks turned off
+            if local is not None:
                 verdict = local.verifier.verify(token)
-            if isinstance(verdict, JwtClaims):
-                try:
-                    return local.identity(verdict)
-                except StaleState as exc:
-                    raise GatewayError(str(exc)) from None
-            if verdict is not None:
-                return None  # a JWT of ours, invalid: expired, forged, of another audience...
+                if verdict is None and local.verifier.names_unknown_key(token):
+                    await self._fetch_keys(token)
+                    verdict = local.verifier.verify(token)
+                if isinstance(verdict, JwtClaims):
+                    try:
+                        return local.identity(verdict)
+                    except StaleState as exc:
+                        raise GatewayError(str(exc)) from None
+                if verdict is not None:
+                    return None  # a JWT of ours, invalid: expired, forged, another audience...
         key = _key(token)
         entry = self.cache.get(key, time.monotonic())
         if entry is not None:
