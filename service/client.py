@@ -151,10 +151,12 @@ class GatewayClient:
         tasks = [self._feed, self._refresher, self._keys_task]
         self._feed = self._refresher = self._keys_task = None
         for task in tasks:
-            if task is not None:
+            # Cancelled again until done: a cancellation can be lost in a race with a result.
+            while task is not None and not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, GatewayError):
-                    await task
+                await asyncio.wait({task}, timeout=1.0)
+            if task is not None and not task.cancelled():
+                task.exception()  # marks it retrieved: nobody else awaits it
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -241,7 +243,8 @@ class GatewayClient:
 
     async def _wait_for_jwt_state(self) -> LocalJwt | None:
         try:
-            await asyncio.wait_for(self._jwt_synced.wait(), self._timeout.total)
+            async with asyncio.timeout(self._timeout.total):
+                await self._jwt_synced.wait()
         except TimeoutError:
             raise GatewayError("the JWT deny-list is not synced with the feed yet") from None
         return self.jwt if self._local_jwt else None
@@ -396,7 +399,9 @@ class GatewayClient:
 
             async def readline() -> bytes:
                 # Heartbeats come every few seconds: silence means a dead connection.
-                line = await asyncio.wait_for(response.content.readline(), self._silence)
+                # (asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.)
+                async with asyncio.timeout(self._silence):
+                    line = await response.content.readline()
                 if self.jwt is not None:
                     self.jwt.heard()
                 return line
