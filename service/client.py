@@ -31,7 +31,6 @@ replayed the revocations of the longest JWT lifetime, and once it has been lost 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -61,6 +60,7 @@ from service.jwt_verify import (
     named_kid,
     parse_jwks,
 )
+from service.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,7 @@ class GatewayClient:
         self.jwt: LocalJwt | None = None  # once the service's JWT policy and keys are fetched
         self._jwt_synced = asyncio.Event()
         self._replaying_since = False  # this feed connection replays by time (``since``)
-        self._keys_task: asyncio.Task[None] | None = None
-        self._last_keys_fetch = -float("inf")
+        self._keys: SingleFlight[None] = SingleFlight()
         self._refresher: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -148,8 +147,8 @@ class GatewayClient:
             self._feed = asyncio.create_task(self._follow())
 
     async def close(self) -> None:
-        tasks = [self._feed, self._refresher, self._keys_task]
-        self._feed = self._refresher = self._keys_task = None
+        tasks = [self._feed, self._refresher, self._keys.task]
+        self._feed = self._refresher = None
         for task in tasks:
             # Cancelled again until done: a cancellation can be lost in a race with a result.
             while task is not None and not task.done():
@@ -280,23 +279,17 @@ class GatewayClient:
     async def _fetch_keys(self, token: str | None = None) -> None:
         """Fetches the keys again (a JWT named one we do not hold: at most every
         ``KEYS_REFETCH_S``, concurrent callers sharing one request)."""
-        if self._keys_task is None:
-            if token is not None and time.monotonic() - self._last_keys_fetch < KEYS_REFETCH_S:
-                return
-            self._last_keys_fetch = time.monotonic()
-            kid = None if token is None else named_kid(token)
-            self._keys_task = asyncio.create_task(self._replace_keys(kid))
-            self._keys_task.add_done_callback(self._keys_fetched)
-        with contextlib.suppress(GatewayError):
-            await asyncio.shield(self._keys_task)
-
-    def _keys_fetched(self, task: asyncio.Task[None]) -> None:
-        self._keys_task = None
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("cannot fetch the JWT keys: %s", task.exception())
+        kid = None if token is None else named_kid(token)
+        await self._keys.run(
+            lambda: self._replace_keys(kid), 0.0 if token is None else KEYS_REFETCH_S
+        )
 
     async def _replace_keys(self, kid: str | None) -> None:
-        policy, verifier = await self._jwt_config(kid)
+        try:
+            policy, verifier = await self._jwt_config(kid)
+        except GatewayError as exc:
+            log.warning("cannot fetch the JWT keys: %s", exc)
+            return
         local = self.jwt
         if local is None:
             return

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import aiohttp
 import orjson
 
 from service.jwt_verify import JwksError, JwtVerifier, parse_jwks
 from service.settings import env_name
+from service.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,7 @@ class JwksFetcher:
         self._verifier = verifier
         self._session: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None
-        self._fetching: asyncio.Task[bool] | None = None
-        self._last_attempt = -float("inf")
+        self._flight: SingleFlight[bool] = SingleFlight()
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.TIMEOUT_S))
@@ -53,18 +52,12 @@ class JwksFetcher:
     async def on_unknown_kid(self) -> bool:
         """Fetch again for a kid we do not hold, unless fetched lately; True if new keys came.
         Concurrent callers share one fetch."""
-        if self._fetching is None:
-            if time.monotonic() - self._last_attempt < self.MIN_REFETCH_S:
-                return False
-            self._fetching = asyncio.create_task(self.fetch())
-            self._fetching.add_done_callback(self._fetched)
-        return await asyncio.shield(self._fetching)
-
-    def _fetched(self, _task: asyncio.Task[bool]) -> None:
-        self._fetching = None
+        return bool(await self._flight.run(self._fetch, self.MIN_REFETCH_S))
 
     async def fetch(self) -> bool:
-        self._last_attempt = time.monotonic()
+        return bool(await self._flight.run(self._fetch))
+
+    async def _fetch(self) -> bool:
         where = f"{env_name('jwt_jwks_url')}={self.url}"
         if self._session is None:
             return False

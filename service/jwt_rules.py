@@ -68,20 +68,17 @@ class JwtRules:
     async def verify(self, value: str) -> Verdict:
         """The verdict on ``value``; a JWT naming a kid we do not hold makes a JWKS URL be
         fetched again (rate-limited) first."""
-        verdict = self._verify(value)
+        verdict = self.verifier.verify(value)
         fetcher = self.fetcher
         if verdict is not None or fetcher is None or not self.verifier.names_unknown_key(value):
             return verdict
-        return self._verify(value) if await fetcher.on_unknown_kid() else None
+        return self.verifier.verify(value) if await fetcher.on_unknown_kid() else None
 
     async def key_set(self, kid: str | None) -> KeySet:
         """The keys held; first fetched again (rate-limited) if ``kid`` is not among them."""
         if kid is not None and self.fetcher is not None and not self.verifier.holds(kid):
             await self.fetcher.on_unknown_kid()
         return self.verifier.key_set
-
-    def _verify(self, value: str) -> Verdict:
-        return self.verifier.verify(value)
 
     async def live(self, claims: JwtClaims) -> TokenRecord | None:
         """The JWT's record unless it is revoked (one batched round trip)."""
